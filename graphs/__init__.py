@@ -1,14 +1,28 @@
-"""graphs: a differentiable weighted finite-state transducer library on PyTorch."""
+"""graphs: a differentiable weighted finite-state transducer library on PyTorch.
 
+Conventions (gtn-compatible): `EPSILON == -1`; labels 0..V-1 index emission
+columns; weights are log-domain scores (higher is better); any number of start
+and accept nodes, no final weights. Every function takes a graph or a list of
+graphs (processed together in one vectorized pass) and keeps gradients flowing
+to the input weights.
+"""
+
+from .compare import equal, isomorphic, rand_equivalent
 from .compose import compose, intersect
+from .determinize import determinize, minimize
+from .draw import to_dot
 from .epsilon import remove_epsilon
 from .graph import EPSILON, Graph
+from .io import SymbolTable, load, read_openfst, save, write_openfst
+from .paths import nbest, prune, sample
 from .rational import closure, concat, invert, project_input, project_output, union
 from .scores import arc_posteriors, forward_score, viterbi_path, viterbi_score
 from .structure import arc_sort, connect, reverse, topsort
 
 __all__ = [
-    "EPSILON", "Graph", "arc_posteriors", "arc_sort", "closure", "compose", "concat", "connect",
-    "forward_score", "intersect", "invert", "project_input", "project_output", "remove_epsilon", "reverse", "topsort",
-    "union", "viterbi_path", "viterbi_score",
+    "EPSILON", "Graph", "SymbolTable", "arc_posteriors", "arc_sort", "closure", "compose", "concat",
+    "connect", "determinize", "equal", "forward_score", "intersect", "invert", "isomorphic", "load",
+    "minimize", "nbest", "project_input", "project_output", "prune", "rand_equivalent", "read_openfst",
+    "remove_epsilon", "reverse", "sample", "save", "to_dot", "topsort", "union", "viterbi_path",
+    "viterbi_score", "write_openfst",
 ]

@@ -74,13 +74,19 @@ def _compose_batches(a: Batch, b: Batch) -> list[Graph]:
     def encode(q1, q2, f):
         return (q1 * n2 + q2) * 2 + f
 
+    has_eps1 = (np.bincount(a.src[left.eps], minlength=a.num_nodes) > 0).astype(np.int64)
+    is_accept1 = np.zeros(a.num_nodes, dtype=bool)
+    is_accept1[a.accept] = True
+    dead_end_after_eps2 = (left.degree(np.arange(a.num_nodes)) == 0) & (has_eps1 > 0) & ~is_accept1
+
     table = KeyTable()
     start1, start2 = _pair_starts(a, b)
     zeros = np.zeros(start1.size, dtype=np.int64)
     start_ids, _ = table.add(encode(start1, start2, zeros))  # distinct pairs: ids 0..k-1 in order
     frontier = (start1, start2, zeros, start_ids)
     state_q1, state_q2 = [start1], [start2]
-    out_src, out_dst, out_a1, out_a2 = [], [], [], []
+    none = np.empty(0, dtype=np.int64)
+    out_src, out_dst, out_a1, out_a2 = [none], [none], [none], [none]
 
     while frontier[0].size:
         q1, q2, f, ids = frontier
@@ -97,8 +103,12 @@ def _compose_batches(a: Batch, b: Batch) -> list[Graph]:
         may_move = np.flatnonzero(f == 0)
         eps1, owner = left.epsilon_arcs_of(q1[may_move])
         state_e1 = may_move[owner]
-        # The second graph moves alone on an input epsilon.
-        eps2, state_e2 = right.epsilon_arcs_of(q2)
+        # The second graph moves alone on an input epsilon. Afterwards the first may not move
+        # alone (filter 1) unless it has no epsilon to move on (then filter 0 blocks nothing);
+        # where the first can only move on epsilons and cannot stop, such a move is a dead end.
+        movable = np.flatnonzero(~dead_end_after_eps2[q1])
+        eps2, owner = right.epsilon_arcs_of(q2[movable])
+        state_e2 = movable[owner]
         matched1 = np.concatenate([arcs1_l, arcs1_r])
         matched2 = np.concatenate([arcs2_l, arcs2_r])
         none1, none2 = np.full(state_e2.size, -1), np.full(state_e1.size, -1)
@@ -107,7 +117,7 @@ def _compose_batches(a: Batch, b: Batch) -> list[Graph]:
         arcs2 = np.concatenate([matched2, none2, eps2])
         dst1 = np.concatenate([a.dst[matched1], a.dst[eps1], q1[state_e2]])
         dst2 = np.concatenate([b.dst[matched2], q2[state_e1], b.dst[eps2]])
-        dst_f = np.concatenate([np.zeros(matched1.size + eps1.size, dtype=np.int64), np.ones(eps2.size, dtype=np.int64)])
+        dst_f = np.concatenate([np.zeros(matched1.size + eps1.size, dtype=np.int64), has_eps1[q1[state_e2]]])
 
         dst_ids, new_ids = table.add(encode(dst1, dst2, dst_f))
         out_src.append(ids[state])
@@ -129,8 +139,8 @@ def _compose_batches(a: Batch, b: Batch) -> list[Graph]:
 
 def _build(a: Batch, b: Batch, num_starts, q1, q2, src, dst, arcs1, arcs2) -> list[Graph]:
     """Turn discovered states and matched arc pairs into graphs; weights are w1 + w2."""
-    ilabel = np.where(arcs1 >= 0, a.ilabel[arcs1], EPSILON)
-    olabel = np.where(arcs2 >= 0, b.olabel[arcs2], EPSILON)
+    ilabel = np.append(a.ilabel, EPSILON)[arcs1]  # index -1 (that side did not move) picks EPSILON
+    olabel = np.append(b.olabel, EPSILON)[arcs2]
     dtype = torch.promote_types(a.dtype, b.dtype)
     w1 = _gather_or_zero(a, arcs1, dtype)
     w2 = _gather_or_zero(b, arcs2, dtype)

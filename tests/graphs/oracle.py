@@ -45,6 +45,54 @@ def total_score(graph: Graph, semiring: str = "log") -> float:
     """OpenFst's shortest distance from the start to the final states, as a score."""
     f = to_openfst(graph, semiring)
     distances = fst.shortestdistance(f, reverse=True, delta=1e-9)
-    if not distances:
+    if f.start() >= len(distances):  # OpenFst leaves out trailing states that reach no final state
         return -math.inf
     return weight_value(distances[f.start()])
+
+
+def to_openfst_acceptor(graph: Graph, semiring: str = "log") -> "fst.VectorFst":
+    """Like `to_openfst`, but a single start node is the start state itself, and each
+    final-weight arc (an epsilon arc into an accept node without outgoing arcs) becomes
+    a final weight of its source, so determinized/minimized graphs map state for state."""
+    arc_type = "log" if semiring == "log" else "standard"
+    f = fst.VectorFst(arc_type)
+    weight_type = f.weight_type()
+    starts = graph.start.tolist()
+    f.add_states(graph.num_nodes + (len(starts) != 1))
+    if len(starts) == 1:
+        f.set_start(starts[0])
+    else:
+        f.set_start(graph.num_nodes)
+        for s in starts:
+            f.add_arc(graph.num_nodes, fst.Arc(0, 0, fst.Weight.one(weight_type), s))
+    accept = set(graph.accept.tolist())
+    has_arcs = set(graph.src.tolist())
+    finals = {a: 0.0 for a in accept}
+    for s, d, i, o, w in graph.arcs():
+        if i == o == -1 and d in accept and d not in has_arcs:
+            old = finals.get(s, -math.inf)
+            top = max(old, w)
+            finals[s] = top if semiring != "log" else top + math.log(math.exp(old - top) + math.exp(w - top))
+        else:
+            f.add_arc(s, fst.Arc(i + 1, o + 1, fst.Weight(weight_type, -w), d))
+    for node, w in finals.items():
+        f.set_final(node, fst.Weight(weight_type, -w))
+    return f
+
+
+def from_openfst(f: "fst.Fst") -> Graph:
+    """An OpenFst acceptor as a Graph: a final weight One makes an accept node, any other
+    final weight an epsilon arc into one extra accept node (the convention of determinize)."""
+    graph = Graph()
+    num_states = f.num_states()
+    for s in range(num_states):
+        graph.add_node(start=s == f.start(), accept=weight_value(f.final(s)) == 0.0)
+    sink = None
+    for s in range(num_states):
+        for arc in f.arcs(s):
+            graph.add_arc(s, arc.nextstate, arc.ilabel - 1, arc.olabel - 1, weight_value(arc.weight))
+        final = weight_value(f.final(s))
+        if final not in (0.0, -math.inf):
+            sink = graph.add_node(accept=True) if sink is None else sink
+            graph.add_arc(s, sink, -1, -1, final)
+    return graph
