@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch
 
 fst = pytest.importorskip("pywrapfst")
 
@@ -81,18 +82,19 @@ def to_openfst_acceptor(graph: Graph, semiring: str = "log") -> "fst.VectorFst":
 
 
 def from_openfst(f: "fst.Fst") -> Graph:
-    """An OpenFst acceptor as a Graph: a final weight One makes an accept node, any other
-    final weight an epsilon arc into one extra accept node (the convention of determinize)."""
-    graph = Graph()
-    num_states = f.num_states()
-    for s in range(num_states):
-        graph.add_node(start=s == f.start(), accept=weight_value(f.final(s)) == 0.0)
-    sink = None
-    for s in range(num_states):
+    """An OpenFst result as our float64 graph, arc by arc (fst.print() keeps only 6 digits).
+    A final weight other than One becomes an epsilon arc into one extra accept node."""
+    g = Graph(dtype=torch.float64)
+    if f.start() < 0:
+        return g
+    states = list(f.states())
+    finals = [weight_value(f.final(s)) for s in states]
+    for s, final in zip(states, finals):
+        g.add_node(start=s == f.start(), accept=final == 0.0)
+    final_node = g.add_node(accept=True)
+    for s, final in zip(states, finals):
         for arc in f.arcs(s):
-            graph.add_arc(s, arc.nextstate, arc.ilabel - 1, arc.olabel - 1, weight_value(arc.weight))
-        final = weight_value(f.final(s))
+            g.add_arc(s, arc.nextstate, arc.ilabel - 1, arc.olabel - 1, weight_value(arc.weight))
         if final not in (0.0, -math.inf):
-            sink = graph.add_node(accept=True) if sink is None else sink
-            graph.add_arc(s, sink, -1, -1, final)
-    return graph
+            g.add_arc(s, final_node, -1, -1, final)
+    return g
