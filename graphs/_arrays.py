@@ -93,6 +93,8 @@ class KeyTable:
     def insert(self, keys: np.ndarray) -> np.ndarray:
         """Add keys that are new and distinct; returns their ids (consecutive, in input order)."""
         ids = np.arange(self.size, self.size + keys.size, dtype=np.int64)
+        if keys.size == 0:
+            return ids
         self.size += keys.size
         order = np.argsort(keys, kind="stable")
         self._chunks.append((keys[order], ids[order]))

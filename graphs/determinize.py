@@ -31,7 +31,7 @@ import torch
 
 from ._arrays import CSR, KeyTable, expand_ranges, unique_first
 from ._batch import Batch, assemble
-from ._semiring import check_semiring, plus, segment_reduce
+from ._semiring import TROPICAL, check_semiring, plus, segment_reduce
 from .graph import EPSILON, Graph, as_list
 
 DELTA = 1.0 / 1024
@@ -164,12 +164,14 @@ def minimize(
     first pushed toward the start (each node's outgoing arcs and final weight then
     semiring-sum to 0), then nodes are merged by partition refinement (Moore rounds)
     on (final weight, label, weight, target class). The total weight removed by
-    pushing is put back on the start node's arcs and final weight; when the start
-    node has incoming arcs it is first copied into a fresh start node without any.
+    pushing is put back on the start node's arcs and final weight; when it is not 0
+    and the start node has incoming arcs, the start node is first copied into a
+    fresh start node without any (one extra node, as OpenFst's push adds one).
     Unweighted inputs are not pushed, so their result has exactly as many nodes as
     OpenFst's minimize. Pushing raises ValueError when a node's total score is
     infinite (log: cycles with probability mass >= 1; tropical: a cycle with
-    positive score), detected as not converging within `max_iterations` rounds.
+    positive score), detected as not converging within `max_iterations` rounds
+    (tropical: within one more round than there are nodes).
     """
     prep = _Input(graphs, semiring, "minimize")
     batch = prep.batch
@@ -263,7 +265,7 @@ class _Input:
     (host structure, float64 weights) and each node's final weight (-inf if none)."""
 
     def __init__(self, graphs, semiring: str, name: str):
-        self.semiring = check_semiring(semiring)
+        check_semiring(semiring)
         graph_list, self.single = as_list(graphs)
         self.batch = batch = Batch(graph_list)
         bad = np.flatnonzero(batch.ilabel != batch.olabel)
@@ -291,7 +293,8 @@ class _Input:
         fa = np.flatnonzero(final_arc)
         final = torch.full((n,), _NEG_INF, dtype=_WORK, device=batch.device)
         final[batch.tensor(batch.accept)] = 0.0
-        self.final = plus(final, segment_reduce(weight[batch.tensor(fa)], batch.tensor(batch.src[fa]), n, semiring), semiring)
+        arc_final = segment_reduce(weight[batch.tensor(fa)], batch.tensor(batch.src[fa]), n, semiring)
+        self.final = plus(final, arc_final, semiring)
         self.is_final = accept | (np.bincount(batch.src[fa], minlength=n) > 0)
         arc = np.flatnonzero(live & ~epsilon)
         self.src, self.dst, self.label = batch.src[arc], batch.dst[arc], batch.ilabel[arc]
@@ -339,9 +342,11 @@ def _emit(prep: _Input, node_graph, src, dst, label, weight, final_node, final_w
 
 def _potential(n, src, dst, weight, final, semiring, max_iterations):
     """Semiring sum of the scores of all paths from each node to a final node (Jacobi
-    rounds until nothing changes beyond float noise)."""
+    rounds until nothing changes beyond float noise; tropical ones settle within n + 1
+    rounds unless a cycle has positive score, as in Bellman-Ford)."""
     potential = final
-    for _ in range(max_iterations):
+    rounds = min(max_iterations, n + 2) if semiring == TROPICAL else max_iterations
+    for _ in range(rounds):
         update = plus(final, segment_reduce(weight + potential[dst], src, n, semiring), semiring)
         if bool((torch.isnan(update) | (update == float("inf"))).any()):
             break
@@ -407,8 +412,9 @@ class _SubsetTable:
             _, first, inverse = np.unique(key[pending], return_index=True, return_inverse=True)
             inverse = inverse.reshape(-1)
             rep = pending[first]
+            rep_of = rep[inverse]
             resolved = _segments_equal(
-                columns, seg_start[pending], seg_length[pending], columns, seg_start[rep][inverse], seg_length[rep][inverse]
+                columns, seg_start[pending], seg_length[pending], columns, seg_start[rep_of], seg_length[rep_of]
             )
             found = self._keys.lookup(key[rep])
             known = np.flatnonzero(found >= 0)
@@ -423,14 +429,16 @@ class _SubsetTable:
                 self._length.data[found[known]],
             )
             unseen = np.flatnonzero(found < 0)
-            unseen = unseen[np.argsort(rep[unseen])]  # ids in segment order
-            found[unseen] = self._keys.insert(key[rep[unseen]])
-            is_new[rep[unseen]] = True
-            flat, _ = expand_ranges(seg_start[rep[unseen]], seg_length[rep[unseen]])
-            self._start.extend(self._state.size + np.cumsum(seg_length[rep[unseen]]) - seg_length[rep[unseen]])
-            self._length.extend(seg_length[rep[unseen]])
-            self._state.extend(state[flat])
-            self._q.extend(q[flat])
+            if unseen.size:  # (KeyTable.lookup fails once an empty chunk is inserted)
+                unseen = unseen[np.argsort(rep[unseen])]  # ids in segment order
+                found[unseen] = self._keys.insert(key[rep[unseen]])
+                is_new[rep[unseen]] = True
+                length = seg_length[rep[unseen]]
+                flat, _ = expand_ranges(seg_start[rep[unseen]], length)
+                self._start.extend(self._state.size + np.cumsum(length) - length)
+                self._length.extend(length)
+                self._state.extend(state[flat])
+                self._q.extend(q[flat])
             resolved &= match[inverse]
             ids[pending[resolved]] = found[inverse[resolved]]
             pending = pending[~resolved]

@@ -1,4 +1,4 @@
-"""Differentiable epsilon removal in the log semiring.
+"""Differentiable epsilon removal in the log (or tropical) semiring.
 
 Every real arc p -a-> q is followed by the epsilon closure of q: it becomes arcs
 p -a-> r weighted w + D(q, r), where D is the log-sum of all epsilon paths from q
@@ -21,7 +21,7 @@ import torch
 
 from ._arrays import CSR, topological_levels
 from ._batch import Batch, assemble, per_batch
-from ._semiring import segment_logsumexp
+from ._semiring import LOG, TROPICAL, check_semiring, segment_reduce
 from .graph import EPSILON, Graph
 from .structure import connect
 
@@ -32,7 +32,7 @@ class _Closure:
     """Epsilon-closure pairs (p, q, D(p, q)) for every node p with an outgoing epsilon arc,
     including p itself (the empty path, plus any epsilon cycles through p)."""
 
-    def __init__(self, batch: Batch, eps: np.ndarray, weight: torch.Tensor):
+    def __init__(self, batch: Batch, eps: np.ndarray, weight: torch.Tensor, semiring: str):
         n = batch.num_nodes
         eps_src, eps_dst = batch.src[eps], batch.dst[eps]
         sources = np.unique(eps_src)
@@ -43,60 +43,69 @@ class _Closure:
         p, q = sources, sources
         layer = torch.zeros(sources.size, dtype=weight.dtype, device=weight.device)
         keys, values = [p * n + q], [layer]
-        # Acyclic epsilon arcs run out of layers; cycles stop once a layer no longer matters.
-        running = _Running(keys[0], layer) if cyclic else None
-        for _ in range(MAX_CLOSURE_ROUNDS if cyclic else n + 1):
+        # Acyclic epsilon arcs run out of layers; cycles stop once a layer no longer matters
+        # (log: negligible against the running sums; tropical: improves no best path).
+        running = _Running(keys[0], layer, semiring) if cyclic else None
+        rounds = n + 2 if semiring == TROPICAL or not cyclic else MAX_CLOSURE_ROUNDS
+        for _ in range(rounds):
             arcs, owner = index.gather(q)
             if arcs.size == 0:
                 break
             step_keys = p[owner] * n + eps_dst[arcs]
             uniq, inverse = np.unique(step_keys, return_inverse=True)
             step = layer.index_select(0, batch.tensor(owner)) + eps_weight.index_select(0, batch.tensor(arcs))
-            layer = segment_logsumexp(step, batch.tensor(inverse.reshape(-1)), uniq.size)
+            layer = segment_reduce(step, batch.tensor(inverse.reshape(-1)), uniq.size, semiring)
             p, q = uniq // n, uniq % n
             keys.append(uniq)
             values.append(layer)
-            if running is not None and running.add(uniq, layer) < tiny:
+            if running is not None and running.add(uniq, layer) < (tiny if semiring == LOG else 0.0):
                 break
         else:
             raise ValueError(
                 "remove_epsilon: the sums over epsilon cycles did not converge: a cycle of epsilon "
-                "arcs whose total weight is >= 0 makes them infinite"
+                "arcs whose total weight is >= 0 makes them infinite" if semiring == LOG else
+                "remove_epsilon: a cycle of epsilon arcs has positive total weight, so best paths are unbounded"
             )
         all_keys = np.concatenate(keys)
         uniq, inverse = np.unique(all_keys, return_inverse=True)
         self.p, self.q = uniq // n, uniq % n
-        self.weight = segment_logsumexp(torch.cat(values), batch.tensor(inverse.reshape(-1)), uniq.size)
+        self.weight = segment_reduce(torch.cat(values), batch.tensor(inverse.reshape(-1)), uniq.size, semiring)
         self.has_closure = np.zeros(n, dtype=bool)
         self.has_closure[sources] = True
         self.by_source = CSR(self.p, n)
 
 
 class _Running:
-    """Detached per-pair totals of the closure sums, to tell when a new layer no longer matters."""
+    """Detached per-pair totals of the closure, to tell when a new layer no longer matters."""
 
-    def __init__(self, keys: np.ndarray, values: torch.Tensor):
+    def __init__(self, keys: np.ndarray, values: torch.Tensor, semiring: str):
         self.keys, self.totals = keys, values.detach().cpu().double().numpy().copy()
+        self.combine = np.logaddexp if semiring == LOG else np.maximum
 
     def add(self, keys: np.ndarray, values: torch.Tensor) -> float:
-        """Fold in a layer; return the largest log ratio of the layer to the running totals."""
+        """Fold in a layer; return by how much (log ratio) the layer most exceeds the totals it
+        found: below log(eps) it no longer changes a log sum, at or below 0 no best path."""
         values = values.detach().cpu().double().numpy()
         merged = np.union1d(self.keys, keys)
         totals = np.full(merged.size, -np.inf)
         totals[np.searchsorted(merged, self.keys)] = self.totals
         at = np.searchsorted(merged, keys)
-        totals[at] = np.logaddexp(totals[at], values)
+        before = totals[at]
+        totals[at] = self.combine(before, values)
         self.keys, self.totals = merged, totals
-        return float(np.max(values - totals[at]))
+        reference = totals[at] if self.combine is np.logaddexp else before
+        with np.errstate(invalid="ignore"):
+            gain = values - reference
+        return float(np.nanmax(np.where(np.isneginf(values), -np.inf, gain), initial=-np.inf))
 
 
-def _remove_epsilon_batch(batch: Batch) -> list[Graph]:
+def _remove_epsilon_batch(batch: Batch, semiring: str) -> list[Graph]:
     is_eps = (batch.ilabel == EPSILON) & (batch.olabel == EPSILON)
     weight = batch.weight
     if not is_eps.any():
         return assemble(batch.size, batch.node_graph, batch.src, batch.dst, batch.ilabel, batch.olabel,
                         weight, batch.start, batch.accept, batch.device, batch.dtype)
-    closure = _Closure(batch, np.flatnonzero(is_eps), weight)
+    closure = _Closure(batch, np.flatnonzero(is_eps), weight, semiring)
     real = np.flatnonzero(~is_eps)
     arcs = _arcs_then_closure(batch, real, weight, closure)
     src, dst, ilabel, olabel, arc_weight = arcs
@@ -132,9 +141,9 @@ def _remove_epsilon_batch(batch: Batch) -> list[Graph]:
             slot = np.full(batch.size, -1, dtype=np.int64)
             slot[weighted] = np.arange(weighted.size)
             keep = slot[lead_graph[hits]] >= 0
-            empty_weight = segment_logsumexp(
+            empty_weight = segment_reduce(
                 lead_weight.index_select(0, batch.tensor(hits[keep])),
-                batch.tensor(slot[lead_graph[hits[keep]]]), weighted.size,
+                batch.tensor(slot[lead_graph[hits[keep]]]), weighted.size, semiring,
             )
             final = batch.num_nodes + folded.size + np.arange(weighted.size)
             node_graph = np.concatenate([node_graph, weighted])
@@ -177,7 +186,9 @@ def _leading_closures(batch: Batch, closure: _Closure, folded: np.ndarray, weigh
     return lead_graph, lead_node, lead_weight, trivial
 
 
-def remove_epsilon(graphs: Graph | Sequence[Graph]) -> Graph | list[Graph]:
-    """Remove epsilon arcs (ilabel == olabel == EPSILON), keeping every sequence's
-    log-semiring weight; differentiable. The result is trimmed (`connect`)."""
-    return connect(per_batch(_remove_epsilon_batch, graphs))
+def remove_epsilon(graphs: Graph | Sequence[Graph], semiring: str = LOG) -> Graph | list[Graph]:
+    """Remove epsilon arcs (ilabel == olabel == EPSILON), keeping every sequence's weight in
+    the given semiring ("log": summed over epsilon paths, "tropical": their best);
+    differentiable. The result is trimmed (`connect`)."""
+    check_semiring(semiring)
+    return connect(per_batch(lambda batch: _remove_epsilon_batch(batch, semiring), graphs))

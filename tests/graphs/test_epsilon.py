@@ -99,3 +99,28 @@ def test_divergent_epsilon_cycle_is_rejected():
     g = Graph.from_arrays([0, 0], [0, 1], [EPSILON, 3], weight=[0.0, 0.0], start=[0], accept=[1])
     with pytest.raises(ValueError, match="epsilon cycles did not converge"):
         remove_epsilon(g)
+
+
+@FAST
+@given(graphs(acyclic=True, convergent=False))
+def test_tropical_removal_keeps_best_path_weights(g):
+    result = remove_epsilon(g, semiring="tropical")
+    assert_only_the_documented_epsilon_arc(result)
+    brute.assert_same_strings(brute.string_weights(result, "tropical"), brute.string_weights(g, "tropical"))
+
+
+@FAST
+@given(graphs())
+def test_tropical_removal_with_cycles_matches_openfst(g):
+    from graphs import viterbi_score
+
+    from .oracle import total_score
+
+    assert viterbi_score(remove_epsilon(g, semiring="tropical")).item() == pytest.approx(
+        total_score(g, "tropical"), abs=1e-5)
+
+
+def test_positive_epsilon_cycle_is_rejected_in_tropical():
+    g = Graph.from_arrays([0, 0], [0, 1], [EPSILON, 3], weight=[0.5, 0.0], start=[0], accept=[1])
+    with pytest.raises(ValueError, match="positive total weight"):
+        remove_epsilon(g, semiring="tropical")

@@ -1,0 +1,142 @@
+"""Graph builders for speech: emissions, label sequences, CTC alignment graphs and topologies.
+
+Each builder creates its arcs with NumPy in one vectorized call (several graphs
+at once where it takes several sequences). Labels follow the graph conventions:
+0..V-1 index emission columns (the CTC blank is usually 0), EPSILON is -1.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from ._batch import assemble
+from .graph import EPSILON, Graph
+
+
+def _sequences(sequences, lengths=None) -> list[np.ndarray]:
+    """Normalize label sequences: a list of lists/arrays/tensors, or a padded [B, U] tensor with lengths."""
+    if isinstance(sequences, torch.Tensor) and sequences.dim() == 2:
+        rows = sequences.detach().cpu().numpy().astype(np.int64)
+        if lengths is None:
+            return list(rows)
+        lengths = torch.as_tensor(lengths).cpu().numpy()
+        return [row[: int(n)] for row, n in zip(rows, lengths)]
+    if lengths is not None:
+        raise ValueError("lengths go with a padded [B, U] tensor of sequences")
+    return [np.asarray(s.cpu() if isinstance(s, torch.Tensor) else s, dtype=np.int64).reshape(-1) for s in sequences]
+
+
+def _owner_and_step(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For a concatenation of runs with these lengths: which run, and the position in it."""
+    owner = np.repeat(np.arange(lengths.size), lengths)
+    step = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return owner, step
+
+
+def linear_graph(num_steps: int, num_labels: int, weight: torch.Tensor | None = None) -> Graph:
+    """gtn's linear graph: num_steps + 1 nodes in a chain, one arc per label between consecutive
+    nodes (arc t * num_labels + l has label l). `weight` [num_steps, num_labels] (e.g. emissions,
+    may require grad) becomes the arc weights; default 0."""
+    step = np.repeat(np.arange(num_steps), num_labels)
+    labels = np.tile(np.arange(num_labels), num_steps)
+    if weight is not None and tuple(weight.shape) != (num_steps, num_labels):
+        raise ValueError(f"linear_graph: weight must have shape ({num_steps}, {num_labels}), got {tuple(weight.shape)}")
+    return Graph.from_arrays(
+        step, step + 1, labels, weight=None if weight is None else weight.reshape(-1),
+        start=[0], accept=[num_steps], num_nodes=num_steps + 1,
+        device=None if weight is None else weight.device,
+    )
+
+
+def sequence_graph(sequences, lengths=None, olabels=None, device=None, dtype=torch.float32) -> list[Graph]:
+    """One linear graph per label sequence (an acceptor, or a transducer when `olabels`
+    gives output sequences of the same lengths); weights 0."""
+    inputs = _sequences(sequences, lengths)
+    outputs = inputs if olabels is None else _sequences(olabels, lengths)
+    sizes = np.array([s.size for s in inputs], dtype=np.int64)
+    if any(o.size != i.size for i, o in zip(inputs, outputs)):
+        raise ValueError("sequence_graph: input and output sequences must have equal lengths")
+    node_offset = np.concatenate([[0], np.cumsum(sizes + 1)])
+    owner, step = _owner_and_step(sizes)
+    src = node_offset[owner] + step
+    empty = np.empty(0, dtype=np.int64)
+    device = torch.device(device or "cpu")
+    return assemble(
+        len(inputs), np.repeat(np.arange(len(inputs)), sizes + 1), src, src + 1,
+        np.concatenate(inputs) if inputs else empty, np.concatenate(outputs) if outputs else empty,
+        torch.zeros(int(sizes.sum()), dtype=dtype, device=device), node_offset[:-1], node_offset[1:] - 1, device, dtype,
+    )
+
+
+def ctc_graph(targets, lengths=None, blank: int = 0, device=None, dtype=torch.float32) -> list[Graph]:
+    """The CTC alignment graph of each target token sequence, built directly (not by composition).
+
+    Node 0 is the start (no frame consumed yet); node 1 + s is CTC state s of 2U + 1 (even s:
+    blank, odd s: token). Every arc consumes one frame and carries the label of the state it
+    enters: self-loops, steps to the next state, and skips over a blank between different tokens.
+    The last blank and last token states accept (for U = 0, the blank state and the start).
+    """
+    seqs = _sequences(targets, lengths)
+    if any((s == blank).any() or (s < 0).any() for s in seqs):
+        raise ValueError(f"ctc_graph: targets must not contain the blank ({blank}) or negative labels")
+    units = np.array([s.size for s in seqs], dtype=np.int64)
+    states = 2 * units + 1
+    node_offset = np.concatenate([[0], np.cumsum(states + 1)])
+    # Label of every CTC state, all graphs concatenated.
+    owner, s = _owner_and_step(states)
+    tokens = np.concatenate(seqs) if seqs else np.empty(0, dtype=np.int64)
+    token_start = np.concatenate([[0], np.cumsum(units)])[:-1]
+    is_token = s % 2 == 1
+    label = np.full(s.size, blank, dtype=np.int64)
+    label[is_token] = tokens[token_start[owner[is_token]] + s[is_token] // 2]
+    node = node_offset[owner] + 1 + s  # node id of each state
+    start = node_offset[:-1]
+    # Arcs: enter state 0 or 1 from the start node, self-loops, +1 steps, +2 skips.
+    first = s <= 1
+    step = s >= 1
+    same_as_prev2 = np.zeros(s.size, dtype=bool)
+    same_as_prev2[2:] = label[2:] == label[:-2]
+    skip = is_token & (s >= 3) & ~same_as_prev2
+    src = np.concatenate([start[owner[first]], node, node[step] - 1, node[skip] - 2])
+    dst = np.concatenate([node[first], node, node[step], node[skip]])
+    arc_label = np.concatenate([label[first], label, label[step], label[skip]])
+    last = s >= states[owner] - 2
+    accept = np.concatenate([node[last], start[units == 0]])
+    device = torch.device(device or "cpu")
+    return assemble(
+        len(seqs), np.repeat(np.arange(len(seqs)), states + 1), src, dst, arc_label, arc_label,
+        torch.zeros(src.size, dtype=dtype, device=device), start, accept, device, dtype,
+    )
+
+
+def ctc_topology(num_tokens: int, blank: int = 0, modified: bool = False, device=None, dtype=torch.float32) -> Graph:
+    """CTC topology H: a transducer from frame labels (input) to tokens (output) that
+    collapses repeats and drops blanks. Node 0 is the blank state and the start, node 1 + i
+    the state of the i-th non-blank token; every node accepts.
+
+    Standard: O(V^2) arcs (token i to token j directly). Modified (k2's): O(V) arcs, every
+    token state returns to the blank state through an epsilon arc, so repeated frames of a
+    token may also mean the token repeated."""
+    tokens = np.array([t for t in range(num_tokens) if t != blank], dtype=np.int64)
+    k = tokens.size
+    state = 1 + np.arange(k)
+    eps = np.full(k, EPSILON)
+    parts = [
+        (np.array([0]), np.array([0]), np.array([blank]), np.array([EPSILON])),  # blank loop
+        (np.zeros(k, dtype=np.int64), state, tokens, tokens),  # enter a token, emit it
+        (state, state, tokens, eps),  # stay on a token
+    ]
+    if modified:
+        parts.append((state, np.zeros(k, dtype=np.int64), eps, eps))  # back to blank without a frame
+    else:
+        parts.append((state, np.zeros(k, dtype=np.int64), np.full(k, blank), eps))  # blank after a token
+        i, j = np.meshgrid(np.arange(k), np.arange(k), indexing="ij")
+        change = (i != j).reshape(-1)
+        parts.append((state[i.reshape(-1)[change]], state[j.reshape(-1)[change]],
+                      tokens[j.reshape(-1)[change]], tokens[j.reshape(-1)[change]]))  # a different token
+    src, dst, ilabel, olabel = (np.concatenate([p[n] for p in parts]) for n in range(4))
+    return Graph.from_arrays(src, dst, ilabel, olabel, start=[0], accept=np.arange(k + 1),
+                             num_nodes=k + 1, device=device, dtype=dtype)
