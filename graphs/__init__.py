@@ -7,7 +7,8 @@ graphs (processed together in one vectorized pass) and keeps gradients flowing
 to the input weights.
 """
 
-from .builders import ctc_graph, ctc_topology, linear_graph, sequence_graph
+from .asg import asg_alignment_graph, asg_transition_graph
+from .builders import ctc_graph, ctc_topology, linear_graph, ngram_transition_graph, sequence_graph
 from .compare import equal, isomorphic, rand_equivalent
 from .compose import compose, intersect
 from .dense import DenseAlignment, align_dense, intersect_dense
@@ -20,11 +21,15 @@ from .paths import nbest, prune, sample
 from .rational import closure, concat, invert, project_input, project_output, union
 from .scores import arc_posteriors, forward_score, viterbi_path, viterbi_score
 from .structure import arc_sort, connect, reverse, topsort
+from .wordpiece import ctc_alignments, mark_words, segmentation_graph
 
 __all__ = [
-    "EPSILON", "DenseAlignment", "Graph", "SymbolTable", "align_dense", "arc_posteriors", "arc_sort", "closure", "compose", "concat",
-    "connect", "ctc_graph", "ctc_topology", "determinize", "equal", "forward_score", "intersect", "intersect_dense", "invert", "isomorphic", "linear_graph", "load",
-    "minimize", "nbest", "project_input", "project_output", "prune", "rand_equivalent", "read_openfst",
-    "remove_epsilon", "reverse", "sample", "save", "sequence_graph", "to_dot", "topsort", "union", "viterbi_path",
-    "viterbi_score", "write_openfst",
+    "align_dense", "arc_posteriors", "arc_sort", "asg_alignment_graph", "asg_transition_graph",
+    "closure", "compose", "concat", "connect", "ctc_alignments", "ctc_graph", "ctc_topology",
+    "DenseAlignment", "determinize", "EPSILON", "equal", "forward_score", "Graph", "intersect",
+    "intersect_dense", "invert", "isomorphic", "linear_graph", "load", "mark_words", "minimize",
+    "nbest", "ngram_transition_graph", "project_input", "project_output", "prune",
+    "rand_equivalent", "read_openfst", "remove_epsilon", "reverse", "sample", "save",
+    "segmentation_graph", "sequence_graph", "SymbolTable", "to_dot", "topsort", "union",
+    "viterbi_path", "viterbi_score", "write_openfst",
 ]

@@ -140,3 +140,36 @@ def ctc_topology(num_tokens: int, blank: int = 0, modified: bool = False, device
     src, dst, ilabel, olabel = (np.concatenate([p[n] for p in parts]) for n in range(4))
     return Graph.from_arrays(src, dst, ilabel, olabel, start=[0], accept=np.arange(k + 1),
                              num_nodes=k + 1, device=device, dtype=dtype)
+
+
+def ngram_transition_graph(num_tokens: int, n: int = 2, weight: torch.Tensor | None = None,
+                           device=None, dtype=torch.float32) -> Graph:
+    """An acceptor of all token sequences scored by token n-gram transitions (learnable).
+
+    Nodes are histories: node 0 is the empty history (the start); then every history of
+    length 1, 2, ..., n - 1 (a history of length k < n - 1 is only reached at the start of a
+    sequence). The arc for token t from history h goes to (h + t)'s last n - 1 tokens, so
+    arc weights are the log-scores of t given h. Arcs are ordered by (history node, token):
+    the arc for (node h, token t) has index h * num_tokens + t. Every node accepts. `weight`
+    (e.g. an nn.Parameter of shape [num_nodes * num_tokens]) becomes the arc weights.
+    """
+    if n < 1:
+        raise ValueError(f"ngram_transition_graph: n must be >= 1, got {n}")
+    # Histories of length k are numbered after all shorter ones, in base-num_tokens order.
+    sizes = num_tokens ** np.arange(n)  # number of histories of each length 0..n-1
+    first = np.concatenate([[0], np.cumsum(sizes)])[:-1]
+    num_nodes = int(sizes.sum())
+    length = np.repeat(np.arange(n), sizes)
+    code = np.arange(num_nodes) - first[length]  # the history as a base-num_tokens number
+    src = np.repeat(np.arange(num_nodes), num_tokens)
+    token = np.tile(np.arange(num_tokens), num_nodes)
+    src_length = length[src]
+    grown = src_length < n - 1
+    new_length = np.where(grown, src_length + 1, n - 1)
+    keep = num_tokens ** np.maximum(new_length - 1, 0)  # drop the oldest token when full
+    new_code = np.where(grown, code[src] * num_tokens + token, (code[src] % keep) * num_tokens + token)
+    dst = first[new_length] + new_code if n > 1 else np.zeros_like(src)
+    if weight is not None and weight.numel() != src.size:
+        raise ValueError(f"ngram_transition_graph: weight needs {src.size} entries, got {weight.numel()}")
+    return Graph.from_arrays(src, dst, token, weight=weight, start=[0], accept=np.arange(num_nodes),
+                             num_nodes=num_nodes, device=device, dtype=None if weight is not None else dtype)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._batch import assemble
 from ._semiring import LOG, check_semiring
 from .graph import EPSILON, Graph
 
@@ -93,19 +92,6 @@ def isomorphic(g1: Graph, g2: Graph, atol: float = 1e-6) -> bool:
     return matcher.is_isomorphic()
 
 
-def _sequence_acceptors(sequences: list[np.ndarray], device, dtype) -> list[Graph]:
-    """One linear acceptor per label sequence, built in a single vectorized call."""
-    lengths = np.array([s.size for s in sequences], dtype=np.int64)
-    node_offset = np.concatenate([[0], np.cumsum(lengths + 1)])
-    owner = np.repeat(np.arange(len(sequences)), lengths)
-    src = node_offset[owner] + np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    labels = np.concatenate(sequences) if sequences else np.empty(0, dtype=np.int64)
-    return assemble(
-        len(sequences), np.repeat(np.arange(len(sequences)), lengths + 1), src, src + 1, labels, labels,
-        torch.zeros(labels.size, dtype=dtype, device=device), node_offset[:-1], node_offset[1:] - 1, device, dtype,
-    )
-
-
 def _uniform_walk(graph: Graph) -> Graph:
     """The trimmed graph reweighted so a sampled path picks uniformly among a node's arcs
     (and stopping, at accept nodes): rare arcs get drawn as often as likely ones."""
@@ -128,6 +114,7 @@ def rand_equivalent(
     graph by uniform random walks and check that their (input, output) label sequences
     get the same score in both (log: summed over paths, tropical: best path), within
     `atol`. Graphs with no paths are equivalent."""
+    from .builders import sequence_graph
     from .compose import compose
     from .paths import sample
     from .scores import forward_score, viterbi_score
@@ -143,8 +130,8 @@ def rand_equivalent(
     inputs = [p.numpy().ilabel[p.numpy().ilabel != EPSILON] for p in drawn]
     outputs = [p.numpy().olabel[p.numpy().olabel != EPSILON] for p in drawn]
     device, dtype = g1.device, torch.promote_types(g1.dtype, g2.dtype)
-    left = _sequence_acceptors(inputs, device, dtype)
-    right = _sequence_acceptors(outputs, device, dtype)
+    left = sequence_graph(inputs, device=device, dtype=dtype)
+    right = sequence_graph(outputs, device=device, dtype=dtype)
     scores = [score(compose(compose(left, g.detach()), right)) for g in (g1, g2)]
     both_inf = torch.isinf(scores[0]) & torch.isinf(scores[1]) & (scores[0] == scores[1])
     close = (scores[0] - scores[1]).abs() <= atol

@@ -1,0 +1,1 @@
+"""asr: speech recognition on differentiable graphs (audio, features, model, losses, training, decoding)."""

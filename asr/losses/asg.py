@@ -1,0 +1,48 @@
+"""ASG (Auto Segmentation criterion, wav2letter) as a graph loss: alignment graphs without a
+blank, normalized by the fully connected graph of all labellings, with learnable transitions."""
+
+from __future__ import annotations
+
+import torch
+
+import graphs
+
+from ._reduce import check_reduction, reduce_losses
+
+
+class ASGLoss(torch.nn.Module):
+    """Auto Segmentation criterion over emissions [B, T, V] (any real scores, not only log-probs).
+
+    A frame labelling's score is its summed emissions plus transitions[V, first token] and
+    transitions[i, j] for every frame of token j after one of token i (i == j: the token goes
+    on). The loss is -(log-sum-exp over labellings that collapse to the target - log-sum-exp
+    over all labellings). `transitions` [V + 1, V] is a Parameter when `learn_transitions`,
+    else all zero (the denominator is then a per-frame log-softmax). Targets must not repeat a
+    token immediately (use a repetition token); 'mean' divides each loss by its target length,
+    then averages, like CTCLoss.
+    """
+
+    def __init__(self, num_tokens: int, reduction: str = "mean", learn_transitions: bool = True):
+        super().__init__()
+        self.num_tokens = num_tokens
+        self.reduction = check_reduction(reduction)
+        if learn_transitions:
+            self.transitions = torch.nn.Parameter(torch.zeros(num_tokens + 1, num_tokens))
+        else:
+            self.register_parameter("transitions", None)
+
+    def forward(self, log_probs, targets, input_lengths, target_lengths) -> torch.Tensor:
+        """Per-utterance ASG losses, reduced; targets padded [B, U] or concatenated 1-D."""
+        if log_probs.shape[-1] != self.num_tokens:
+            raise ValueError(f"ASGLoss: emissions have {log_probs.shape[-1]} columns, expected {self.num_tokens}")
+        target_lengths = torch.as_tensor(target_lengths).reshape(-1).long()
+        if targets.dim() == 1:  # concatenated targets: split them by length
+            targets, lengths = list(torch.split(targets, target_lengths.tolist())), None
+        else:
+            lengths = target_lengths
+        transitions = None if self.transitions is None else self.transitions.to(log_probs.dtype)
+        alignments = graphs.asg_alignment_graph(targets, lengths, transitions, device=log_probs.device)
+        everything = graphs.asg_transition_graph(self.num_tokens, transitions, device=log_probs.device)
+        losses = (graphs.intersect_dense(log_probs, input_lengths, everything)
+                  - graphs.intersect_dense(log_probs, input_lengths, alignments))
+        return reduce_losses(losses, self.reduction, target_lengths.to(losses.device))

@@ -1,0 +1,38 @@
+"""A loss from any user-defined graph: the model learns to put its mass on that graph's paths."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import torch
+
+import graphs
+
+from ._reduce import check_reduction, reduce_losses
+
+GraphMaker = Callable[[Any], "graphs.Graph | Sequence[graphs.Graph]"]
+
+
+class GraphLoss(torch.nn.Module):
+    """-log of the emission paths a target graph allows, optionally normalized by a denominator.
+
+    `make_graphs(targets)` receives the whole batch of targets (any objects) and returns one
+    graph per utterance (or one graph for all). `denominator` is a fixed Graph, or a function
+    of the targets like `make_graphs`; with it, the loss is denominator score - numerator score
+    (as in MMI). Called as `loss(log_probs[B, T, V], targets, input_lengths)`. Graph weights
+    that require grad are trained too.
+    """
+
+    def __init__(self, make_graphs: GraphMaker, denominator: "graphs.Graph | GraphMaker | None" = None,
+                 reduction: str = "mean"):
+        super().__init__()
+        self.make_graphs = make_graphs
+        self.denominator = denominator
+        self.reduction = check_reduction(reduction)
+
+    def forward(self, log_probs: torch.Tensor, targets: Any, input_lengths) -> torch.Tensor:
+        losses = -graphs.intersect_dense(log_probs, input_lengths, self.make_graphs(targets))
+        if self.denominator is not None:
+            denominator = self.denominator if isinstance(self.denominator, graphs.Graph) else self.denominator(targets)
+            losses = losses + graphs.intersect_dense(log_probs, input_lengths, denominator)
+        return reduce_losses(losses, self.reduction)
