@@ -1,0 +1,204 @@
+"""Transformer acoustic encoder: features [B, T, F] -> frame log-probabilities [B, T', V].
+
+Conv2d subsampling shortens the sequence, pre-LN transformer layers with rotary position
+embeddings (on `F.scaled_dot_product_attention`) contextualize it, and a linear layer with
+log-softmax gives emissions for the graph losses in `asr.losses` and for decoding.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+logger = logging.getLogger("asr.model")
+
+# Strides of the two 3x3 convolutions for each supported subsampling factor.
+_SUBSAMPLING_STRIDES = {4: (2, 2), 2: (2, 1), 1: (1, 1)}
+
+
+@dataclass
+class EncoderConfig:
+    """Sizes of a `TransformerEncoder`; saved with checkpoints through `to_dict`/`from_dict`.
+
+    `conv_channels=None` means `d_model` channels in the subsampling convolutions.
+    """
+
+    vocab_size: int
+    input_dim: int = 80
+    d_model: int = 144
+    num_heads: int = 4
+    num_layers: int = 6
+    ff_dim: int = 576
+    dropout: float = 0.1
+    subsampling: int = 4
+    conv_channels: int | None = None
+
+    def __post_init__(self):
+        if self.subsampling not in _SUBSAMPLING_STRIDES:
+            raise ValueError(f"subsampling must be one of {sorted(_SUBSAMPLING_STRIDES)}, got {self.subsampling}")
+        if self.d_model % self.num_heads or (self.d_model // self.num_heads) % 2:
+            raise ValueError(
+                f"d_model ({self.d_model}) must split into {self.num_heads} heads of even size (rotary embeddings)"
+            )
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    def to_dict(self) -> dict:
+        """Plain dict of all fields (JSON-serializable), the inverse of `from_dict`."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> EncoderConfig:
+        """Config from a `to_dict` result; unknown keys are an error rather than silently dropped."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown EncoderConfig keys {unknown}; known keys are {sorted(known)}")
+        return cls(**values)
+
+
+class Conv2dSubsampling(nn.Module):
+    """Two 3x3 conv2d + ReLU layers over (time, frequency), then a linear layer to `d_model`.
+
+    ESPnet/icefall style without padding, so an output frame only sees input frames of its own
+    utterance: outputs within `output_lengths(lengths)` do not depend on batch padding.
+    """
+
+    def __init__(self, input_dim: int, d_model: int, channels: int, factor: int = 4):
+        super().__init__()
+        self.strides = _SUBSAMPLING_STRIDES[factor]
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, channels, 3, stride=self.strides[0]),
+            nn.ReLU(),
+            nn.Conv2d(channels, channels, 3, stride=self.strides[1]),
+            nn.ReLU(),
+        )
+        out_freq = int(self.output_lengths(torch.tensor(input_dim)))
+        if out_freq < 1:
+            raise ValueError(f"input_dim {input_dim} is too small for two 3x3 convolutions")
+        self.linear = nn.Linear(channels * out_freq, d_model)
+        self.min_length = 1  # shortest input giving one output frame: invert each layer
+        for stride in reversed(self.strides):
+            self.min_length = (self.min_length - 1) * stride + 3
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Exact output length of each input length (0 for inputs shorter than `min_length`)."""
+        for stride in self.strides:
+            lengths = torch.div(lengths - 3, stride, rounding_mode="floor") + 1
+        return lengths.clamp(min=0)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """features [B, T, F] -> [B, output_lengths(T), d_model]."""
+        if features.shape[1] < self.min_length:
+            raise ValueError(f"need at least {self.min_length} input frames, got {features.shape[1]}")
+        x = self.conv(features.unsqueeze(1))  # [B, C, T', F']
+        return self.linear(x.transpose(1, 2).flatten(2))
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotary position embedding (RoPE, Su et al. 2021) for queries and keys [..., T, head_dim].
+
+    Rotating each pair of channels by an angle proportional to the position makes q.k depend
+    only on the relative offset of the two frames; there is no table, so no length limit and no
+    parameters, and it works with fused attention kernels (unlike an additive relative bias).
+    """
+
+    def __init__(self, head_dim: int, base: float = 10000.0):
+        super().__init__()
+        inv_freq = base ** (-torch.arange(0, head_dim, 2, dtype=torch.float32) / head_dim)
+        self.register_buffer("inv_freq", inv_freq, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Rotates x [..., T, head_dim] at positions 0..T-1 (rotate-half channel pairing)."""
+        positions = torch.arange(x.shape[-2], device=x.device, dtype=torch.float32)
+        angles = torch.outer(positions, self.inv_freq.float())  # [T, head_dim / 2]
+        cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+        x1, x2 = x.chunk(2, dim=-1)
+        return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with rotary q/k on `F.scaled_dot_product_attention`."""
+
+    def __init__(self, d_model: int, num_heads: int, dropout: float):
+        super().__init__()
+        self.num_heads = num_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.rotary = RotaryEmbedding(d_model // num_heads)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        """x [B, T, D]; key_mask [B, 1, 1, T] boolean, True for keys that may be attended to."""
+        batch, time, dim = x.shape
+        q, k, v = self.qkv(x).view(batch, time, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(
+            self.rotary(q), self.rotary(k), v, attn_mask=key_mask, dropout_p=self.dropout if self.training else 0.0
+        )
+        return self.out(y.transpose(1, 2).reshape(batch, time, dim))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-LN transformer layer: x + drop(MHSA(LN(x))), then x + drop(FFN(LN(x)))."""
+
+    def __init__(self, d_model: int, num_heads: int, ff_dim: int, dropout: float):
+        super().__init__()
+        self.attn_norm = nn.LayerNorm(d_model)
+        self.attn = SelfAttention(d_model, num_heads, dropout)
+        self.ff_norm = nn.LayerNorm(d_model)
+        self.ff = nn.Sequential(
+            nn.Linear(d_model, ff_dim), nn.SiLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), key_mask))
+        return x + self.dropout(self.ff(self.ff_norm(x)))
+
+
+class TransformerEncoder(nn.Module):
+    """The acoustic model: subsampling, pre-LN rotary transformer layers, final LayerNorm,
+    linear output and log-softmax over `vocab_size` tokens (blank included)."""
+
+    def __init__(self, config: EncoderConfig):
+        super().__init__()
+        self.config = config
+        self.subsampling = Conv2dSubsampling(
+            config.input_dim, config.d_model, config.conv_channels or config.d_model, config.subsampling
+        )
+        self.dropout = nn.Dropout(config.dropout)
+        self.layers = nn.ModuleList(
+            EncoderLayer(config.d_model, config.num_heads, config.ff_dim, config.dropout)
+            for _ in range(config.num_layers)
+        )
+        self.final_norm = nn.LayerNorm(config.d_model)
+        self.output = nn.Linear(config.d_model, config.vocab_size)
+        logger.info("TransformerEncoder: %s parameters, config %s", f"{self.num_parameters():,}", config.to_dict())
+
+    def num_parameters(self) -> int:
+        """Total number of parameters."""
+        return sum(p.numel() for p in self.parameters())
+
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Number of output frames for each input length."""
+        return self.subsampling.output_lengths(lengths)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """features [B, T, F], lengths [B] -> (log_probs [B, T', V], out_lengths [B]).
+
+        Frames past an utterance's out_length are padding: their values are unspecified, and
+        they are masked out as attention keys, so valid frames do not depend on them.
+        """
+        x = self.dropout(self.subsampling(features))
+        out_lengths = self.output_lengths(lengths.to(x.device))
+        # Keep one key for utterances too short for any output frame, so no row is all-masked (NaN).
+        valid = torch.arange(x.shape[1], device=x.device) < out_lengths.clamp(min=1)[:, None]
+        key_mask = valid[:, None, None, :]
+        for layer in self.layers:
+            x = layer(x, key_mask)
+        return self.output(self.final_norm(x)).log_softmax(dim=-1), out_lengths
