@@ -1,0 +1,110 @@
+"""Audio file reading: any format libsndfile knows (wav, flac, NIST SPHERE, ogg, mp3), else audioread.
+
+`load_audio` returns float32 samples in [-1, 1], mixed down to mono and resampled
+to the requested rate; `audio_info` reads only the header, for manifests and
+durations. Every failure raises `AudioError` with the file's path in the message.
+
+Truncated files (a WAV or SPHERE header declaring more frames than the file
+holds) are read as far as they go with a warning naming the file, as Kaldi and
+sox do: the samples present are intact PCM. Compressed files whose decoder
+breaks mid-stream (e.g. a cut FLAC) raise `AudioError`, since nothing reliable
+can be returned.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio
+
+_STREAMING_SIZES = (0, 0xFFFFFFFF)  # RIFF data sizes that writers to pipes leave as "unknown"
+
+
+class AudioError(ValueError):
+    """An audio file is missing, unreadable, corrupt or empty; the message names the file."""
+
+
+def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True) -> torch.Tensor:
+    """float32 samples of `path` resampled to `sample_rate`.
+
+    Shape [num_samples] (channels averaged) if `mono`, else [channels, num_samples]."""
+    file_rate, _, _, data = _read(Path(path), decode=True)
+    waveform = torch.from_numpy(np.ascontiguousarray(data.T, dtype=np.float32))
+    if mono:
+        waveform = waveform.mean(dim=0)
+    if file_rate != sample_rate:
+        waveform = torchaudio.functional.resample(waveform, file_rate, sample_rate)
+    return waveform
+
+
+def audio_info(path: str | Path) -> tuple[int, int, int]:
+    """(sample_rate, num_samples, channels) of `path` from its header, without decoding the samples."""
+    sample_rate, num_samples, channels, _ = _read(Path(path), decode=False)
+    return sample_rate, num_samples, channels
+
+
+def _read(path: Path, decode: bool) -> tuple[int, int, int, np.ndarray | None]:
+    """Reads with soundfile, falls back to audioread for formats libsndfile cannot open."""
+    if not path.is_file():
+        raise AudioError(f"{path}: no such audio file")
+    try:
+        result = _read_soundfile(path, decode)
+    except soundfile.SoundFileError as error:
+        try:
+            result = _read_audioread(path, decode)
+        except Exception:  # audioread raises many unrelated types; soundfile's reason is the useful one
+            raise AudioError(f"{path}: cannot read audio ({error})") from error
+    if result[1] == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+    return result
+
+
+def _read_soundfile(path: Path, decode: bool) -> tuple[int, int, int, np.ndarray | None]:
+    with soundfile.SoundFile(path) as f:
+        declared = _declared_frames(path, f.format)
+        if declared is not None and declared > f.frames:
+            warnings.warn(f"{path}: header declares {declared} frames but the file holds {f.frames}; "
+                          "reading those (truncated file?)", stacklevel=4)
+        data = f.read(dtype="float32", always_2d=True) if decode else None
+        frames = f.frames if data is None else data.shape[0]
+        return f.samplerate, frames, f.channels, data
+
+
+def _read_audioread(path: Path, decode: bool) -> tuple[int, int, int, np.ndarray | None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # its raw backend imports aifc/audioop/sunau
+        import audioread
+
+        f = audioread.audio_open(str(path))
+    with f:
+        sample_rate, channels = f.samplerate, f.channels
+        if not decode:
+            return sample_rate, round(f.duration * sample_rate), channels, None
+        pcm = b"".join(f)  # interleaved little-endian int16
+    data = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels).astype(np.float32) / 32768.0
+    return sample_rate, data.shape[0], channels, data
+
+
+def _declared_frames(path: Path, container: str) -> int | None:
+    """Frame count claimed by a RIFF WAV or NIST SPHERE header, which libsndfile silently clamps to the file size."""
+    with open(path, "rb") as f:
+        if container == "NIST":
+            match = re.search(rb"sample_count -i (\d+)", f.read(1024))
+            return int(match.group(1)) if match else None
+        head = f.read(12)
+        if container not in ("WAV", "WAVEX") or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block_align = 0
+        while len(header := f.read(8)) == 8:
+            chunk, size = header[:4], int.from_bytes(header[4:], "little")
+            if chunk == b"data":
+                return None if block_align == 0 or size in _STREAMING_SIZES else size // block_align
+            body = f.read(size + size % 2)
+            if chunk == b"fmt ":
+                block_align = int.from_bytes(body[12:14], "little")
+    return None

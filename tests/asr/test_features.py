@@ -1,0 +1,152 @@
+"""asr.features: fbank against a known tone, frame counts, CMVN, SpecAugment, speed perturbation."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from asr.audio import load_audio
+from asr.features import Fbank, GlobalCMVN, SpecAugment, speed_perturb
+
+YESNO = Path(__file__).parents[2].parent / "shared" / "data" / "yesno" / "waves_yesno"
+
+
+def _mel(hz: float) -> float:
+    return 1127.0 * math.log(1.0 + hz / 700.0)
+
+
+def _peak_hz(fbank: Fbank, features: torch.Tensor) -> float:
+    """Centre frequency of the loudest mel bin (Kaldi's bins: equal mel spacing from 20 Hz to Nyquist)."""
+    low, high = _mel(20.0), _mel(fbank.sample_rate / 2)
+    bin_ = int(features.mean(0).argmax())
+    centre = low + (bin_ + 1) * (high - low) / (fbank.num_mel_bins + 1)
+    return 700.0 * (math.exp(centre / 1127.0) - 1.0)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])
+def test_fbank_peak_follows_the_tone(tmp_path, suffix):
+    fbank = Fbank()
+    t = np.arange(16000) / 16000
+    peaks = []
+    for hz in (300.0, 1000.0, 3000.0):
+        path = tmp_path / f"{int(hz)}{suffix}"
+        soundfile.write(path, 0.5 * np.sin(2 * np.pi * hz * t), 16000)
+        features = fbank(load_audio(path))
+        assert features.shape == (98, 80) and features.dtype == torch.float32
+        peaks.append(_peak_hz(fbank, features))
+        assert abs(_mel(peaks[-1]) - _mel(hz)) < 2 * (_mel(8000) - _mel(20)) / 81  # within two bins
+    assert peaks == sorted(peaks)
+
+
+def test_fbank_uses_int16_scale():
+    # A full-scale-ish tone must give Kaldi-sized log energies (well above 0), not ~-10.
+    tone = 0.5 * torch.sin(2 * math.pi * 1000 * torch.arange(16000) / 16000)
+    assert Fbank()(tone).max() > 15.0
+
+
+@pytest.mark.parametrize("rate, length_ms, shift_ms", [(16000, 25.0, 10.0), (8000, 25.0, 10.0), (16000, 20.0, 7.5)])
+def test_num_frames_matches_output(rate, length_ms, shift_ms):
+    fbank = Fbank(num_mel_bins=23, sample_rate=rate, frame_length_ms=length_ms, frame_shift_ms=shift_ms)
+    lengths = [0, 1, fbank.window_size - 1, fbank.window_size, fbank.window_size + 1]
+    lengths += torch.randint(0, 4 * rate, (40,), generator=torch.Generator().manual_seed(0)).tolist()
+    for n in lengths:
+        assert fbank(torch.randn(n) * 0.1).shape == (fbank.num_frames(n), 23), n
+
+
+def test_fbank_on_real_yesno_audio():
+    files = sorted(YESNO.glob("*.wav")) if YESNO.is_dir() else []
+    if not files:
+        pytest.skip(f"{YESNO} is absent (shared corpus data not present in this checkout)")
+    waveform = load_audio(files[0], sample_rate=8000)
+    features = Fbank(num_mel_bins=40, sample_rate=8000)(waveform)
+    assert features.shape == (Fbank(sample_rate=8000).num_frames(waveform.numel()), 40)
+    assert torch.isfinite(features).all()
+
+
+def test_cmvn_normalizes_its_data_and_round_trips(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    scale, offset = torch.rand(80, generator=g) * 5 + 0.1, torch.randn(80, generator=g) * 10
+    lengths = torch.randint(1, 300, (20,), generator=g).tolist()
+    chunks = [torch.randn(n, 80, generator=g) * scale + offset for n in lengths]
+    cmvn = GlobalCMVN.fit(iter(chunks))  # a one-pass iterable is enough
+    normalized = cmvn.apply(torch.cat(chunks))
+    torch.testing.assert_close(normalized.mean(0), torch.zeros(80), atol=1e-4, rtol=0)
+    torch.testing.assert_close(normalized.std(0, unbiased=False), torch.ones(80), atol=1e-4, rtol=0)
+
+    path = tmp_path / "cmvn.json"
+    cmvn.save(path)
+    assert sorted(json.loads(path.read_text())) == ["mean", "std"]
+    assert [p.name for p in tmp_path.iterdir()] == ["cmvn.json"]  # no temporary file left
+    loaded = GlobalCMVN.load(path)
+    torch.testing.assert_close(loaded.mean, cmvn.mean)
+    torch.testing.assert_close(loaded.std, cmvn.std)
+    batch = torch.cat(chunks)[:10].reshape(2, 5, 80).double()
+    assert loaded.apply(batch).dtype == torch.float64  # [B, T, F] in the caller's dtype
+
+
+def test_cmvn_constant_dimension_and_errors(tmp_path):
+    features = torch.randn(100, 3)
+    features[:, 1] = 7.0
+    normalized = GlobalCMVN.fit([features]).apply(features)
+    assert torch.isfinite(normalized).all() and (normalized[:, 1] == 0).all()
+    with pytest.raises(ValueError, match="no feature frames"):
+        GlobalCMVN.fit([])
+    with pytest.raises(ValueError, match="dimension"):
+        GlobalCMVN.fit([torch.randn(4, 3), torch.randn(4, 5)])
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    for path in (bad, tmp_path / "missing.json"):
+        with pytest.raises(ValueError) as error:
+            GlobalCMVN.load(path)
+        assert str(path) in str(error.value)
+
+
+def _masked_cells(out: torch.Tensor) -> torch.Tensor:
+    zero = out == 0
+    rows, columns = zero.all(dim=-1), zero.all(dim=-2)
+    assert torch.equal(zero, rows.unsqueeze(-1) | columns.unsqueeze(-2))  # only whole frames / bands
+    return zero
+
+
+def test_specaugment_masks_bands_in_training_only():
+    torch.manual_seed(0)
+    augment = SpecAugment(time_width=0.1)
+    features = torch.rand(200, 80) + 1.0  # no natural zeros
+    out = augment(features)
+    zero = _masked_cells(out)
+    assert zero.all(dim=0).any() and zero.all(dim=1).any()  # some frequency bands and some frames
+    assert zero.all(dim=0).sum() <= 2 * 26 and zero.all(dim=1).sum() <= 2 * 20
+    torch.testing.assert_close(out[~zero], features[~zero])
+    assert not torch.equal(augment(features), out)  # fresh masks per call
+
+    augment.eval()
+    assert augment(features) is features
+
+
+def test_specaugment_batch_masks_are_per_example():
+    torch.manual_seed(0)
+    features = torch.rand(8, 150, 80) + 1.0
+    out = SpecAugment()(features)
+    assert out.shape == features.shape
+    zero = _masked_cells(out)
+    assert len({tuple(z.all(dim=0).nonzero().flatten().tolist()) for z in zero}) > 1
+    assert torch.equal(SpecAugment(p=0.0)(features), features)
+    kept = (SpecAugment(p=0.5)(features) == features).flatten(1).all(1)
+    assert 0 < kept.sum() < 8
+
+
+@pytest.mark.parametrize("factor", [0.9, 1.1])
+def test_speed_perturb_changes_length_and_pitch(factor):
+    rate = 16000
+    tone = torch.sin(2 * math.pi * 1000 * torch.arange(rate) / rate)
+    out = speed_perturb(tone, rate, factor)
+    assert abs(out.numel() - rate / factor) <= 1
+    spectrum = torch.fft.rfft(out).abs()
+    assert abs(spectrum.argmax().item() * rate / out.numel() - 1000 * factor) < 5
+    assert speed_perturb(tone, rate, 1.0) is tone
