@@ -1,0 +1,97 @@
+"""Map-style speech dataset (audio -> features, text -> tokens) and its padding collate.
+
+The loader, featurizer and tokenizer are passed in as callables (for example
+`functools.partial(asr.audio.load_audio, sample_rate=16000)`, an
+`asr.features.Fbank` and `tokenizer.encode`), so this module depends on none of
+them. With DataLoader workers they must be picklable when the start method is
+not `fork` (module-level functions, partials and objects are; lambdas are not).
+
+An utterance whose audio cannot be loaded (`load` raises ValueError, which
+includes `asr.audio.AudioError`, or OSError) is skipped rather than ending an
+epoch: the dataset logs a warning naming the file and returns a `Skipped`
+record instead of a sample. Because DataLoader workers are separate processes,
+a counter on the dataset would only count in the worker that hit the failure;
+so the record travels with the data instead: `collate` drops it and lists it
+in the batch's `skipped`, where the training loop (main process) can count and
+report it. `SpeechDataset.failures` also collects the records in whichever
+process did the loading, which is the main process when num_workers=0.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .manifest import Utterance
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """An utterance left out of its batch: its id, audio path and the loading error."""
+
+    id: str
+    audio: str
+    error: str
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """utterances[i] -> {"id", "features": float [T, F], "tokens": int64 [U]}, or `Skipped`.
+
+    load: audio path -> waveform tensor.
+    featurize: waveform -> features [T, F].
+    encode: transcript -> token ids.
+    Only errors from `load` are treated as bad data; errors from `featurize` or
+    `encode` are bugs or configuration problems and propagate.
+    """
+
+    def __init__(self, utterances: Sequence[Utterance], load: Callable[[str], torch.Tensor],
+                 featurize: Callable[[torch.Tensor], torch.Tensor], encode: Callable[[str], list[int]]):
+        self.utterances = utterances
+        self.load, self.featurize, self.encode = load, featurize, encode
+        self.failures: list[Skipped] = []
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    def __getitem__(self, index: int) -> dict | Skipped:
+        utterance = self.utterances[index]
+        try:
+            waveform = self.load(utterance.audio)
+        except (ValueError, OSError) as e:
+            skipped = Skipped(utterance.id, utterance.audio, f"{type(e).__name__}: {e}")
+            logger.warning("skipping utterance %s: cannot load %s: %s", utterance.id, utterance.audio, skipped.error)
+            self.failures.append(skipped)
+            return skipped
+        return {"id": utterance.id, "features": self.featurize(waveform),
+                "tokens": torch.as_tensor(self.encode(utterance.text), dtype=torch.long)}
+
+
+def collate(samples: Sequence[dict | Skipped]) -> dict:
+    """Pads a list of `SpeechDataset` samples into a batch, setting skipped ones aside.
+
+    Returns {"ids": [B], "features": float [B, T, F] (zero-padded),
+    "feature_lengths": int64 [B], "tokens": int64 [B, U] (zero-padded),
+    "token_lengths": int64 [B], "skipped": [Skipped]}. If every sample was
+    skipped, B = 0 (features of shape [0, 0, 0]); the training loop should step over it.
+    """
+    kept = [s for s in samples if not isinstance(s, Skipped)]
+    skipped = [s for s in samples if isinstance(s, Skipped)]
+    if not kept:
+        empty = torch.zeros(0, dtype=torch.long)
+        return {"ids": [], "features": torch.zeros(0, 0, 0), "feature_lengths": empty,
+                "tokens": torch.zeros(0, 0, dtype=torch.long), "token_lengths": empty, "skipped": skipped}
+    features = [s["features"] for s in kept]
+    tokens = [s["tokens"] for s in kept]
+    return {
+        "ids": [s["id"] for s in kept],
+        "features": torch.nn.utils.rnn.pad_sequence(features, batch_first=True, padding_value=0.0),
+        "feature_lengths": torch.tensor([len(f) for f in features], dtype=torch.long),
+        "tokens": torch.nn.utils.rnn.pad_sequence(tokens, batch_first=True, padding_value=0),
+        "token_lengths": torch.tensor([len(t) for t in tokens], dtype=torch.long),
+        "skipped": skipped,
+    }

@@ -1,0 +1,310 @@
+"""asr.data: manifests, Kaldi data dirs, the bucketing batch sampler, the dataset and collate."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from asr.data import (BucketBatchSampler, Skipped, SpeechDataset, Utterance, collate, export_kaldi_dir,
+                      import_kaldi_dir, read_manifest, write_manifest)
+
+# ---------------------------------------------------------------- manifests
+
+
+def _utterances(folder: Path, count: int = 3) -> list[Utterance]:
+    return [Utterance(f"spk{i % 2}-utt{i}", str(folder / f"u{i}.wav"), 1.25 + i, f"hello {i}", f"spk{i % 2}")
+            for i in range(count)]
+
+
+def test_manifest_round_trip_and_relative_paths(tmp_path, monkeypatch):
+    utterances = _utterances(tmp_path) + [Utterance("x", str(tmp_path / "x.wav"), 2, "", "s")]
+    path = tmp_path / "new" / "train.jsonl"
+    write_manifest(path, utterances)
+    assert read_manifest(path) == [*utterances[:3], Utterance("x", str(tmp_path / "x.wav"), 2.0, "", "s")]
+    assert sorted(os.listdir(path.parent)) == ["train.jsonl"]  # no temporary file left
+
+    record = {"id": "a", "audio": "wav/a.wav", "duration": 1.5, "text": "ünïcode", "speaker": "s"}
+    path.write_text("\n" + json.dumps(record) + "\n\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)  # resolution must not depend on the current folder
+    [utterance] = read_manifest(Path("new") / "train.jsonl")
+    assert utterance.audio == str(tmp_path / "new" / "wav" / "a.wav")
+    assert utterance.text == "ünïcode"
+
+
+GOOD = '{"id": "a", "audio": "a.wav", "duration": 1.0, "text": "x", "speaker": "s"}'
+
+
+@pytest.mark.parametrize("line, message", [
+    ('{"id": "b", "audio": "b.wav", "duration": 1.0, "text": "x"', "invalid JSON"),
+    ('{"id": "b", "audio": "b.wav", "text": "x"}', "missing field.*duration.*speaker"),
+    ('{"id": "b", "audio": "b.wav", "duration": "1.0", "text": "x", "speaker": "s"}', "'duration' must be a number"),
+    ('{"id": "b", "audio": "b.wav", "duration": 0, "text": "x", "speaker": "s"}', "positive"),
+    ('{"id": 7, "audio": "b.wav", "duration": 1.0, "text": "x", "speaker": "s"}', "'id' must be a string"),
+    ('{"id": "b c", "audio": "b.wav", "duration": 1.0, "text": "x", "speaker": "s"}', "without whitespace"),
+    ('{"id": "b", "audio": "b.wav", "duration": 1.0, "text": "x", "speaker": "s", "lang": "en"}', "unknown field"),
+    ('["b", "b.wav"]', "expected a JSON object"),
+    (GOOD, "'a' already appears on line 1"),
+])
+def test_manifest_errors_name_file_and_line(tmp_path, line, message):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(f"{GOOD}\n\n{line}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=message) as info:
+        read_manifest(path)
+    assert str(info.value).startswith(f"{path}, line 3: ")
+
+
+def test_failed_write_leaves_the_old_manifest(tmp_path):
+    path = tmp_path / "train.jsonl"
+    write_manifest(path, _utterances(tmp_path))
+    before = path.read_bytes()
+    duplicate = _utterances(tmp_path) + _utterances(tmp_path)[:1]
+    with pytest.raises(ValueError, match="appears twice"):
+        write_manifest(path, duplicate)
+    with pytest.raises(ValueError, match="positive"):
+        write_manifest(path, [Utterance("a", "a.wav", -1.0, "", "s")])
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["train.jsonl"]
+
+
+# ---------------------------------------------------------------- Kaldi data dirs
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _wav(path: Path, samples: int, rate: int = 8000, seed: int = 0) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    noise = np.random.default_rng(seed).uniform(-0.5, 0.5, samples).astype(np.float32)
+    soundfile.write(path, noise, rate, subtype="PCM_16")
+    return path
+
+
+def test_import_kaldi_dir_measures_audio_and_defaults_speakers(tmp_path):
+    _wav(tmp_path / "audio" / "a.wav", 8000)
+    _wav(tmp_path / "audio" / "b.wav", 4000)
+    data = tmp_path / "data" / "train"
+    _write(data / "wav.scp", "a audio/a.wav\nb   audio/b.wav\n")
+    _write(data / "text", "a YES NO\nb\n")
+    utterances = import_kaldi_dir(data, root=tmp_path)
+    assert utterances == [Utterance("a", str(tmp_path / "audio" / "a.wav"), 1.0, "YES NO", "a"),
+                          Utterance("b", str(tmp_path / "audio" / "b.wav"), 0.5, "", "b")]
+    _write(data / "utt2spk", "b s2\na s1\n")
+    measured = import_kaldi_dir(data, duration=lambda path: 3.0 if path.endswith("a.wav") else 4.0, root=tmp_path)
+    assert [(u.speaker, u.duration) for u in measured] == [("s1", 3.0), ("s2", 4.0)]
+
+
+def test_kaldi_export_import_round_trip(tmp_path):
+    utterances = _utterances(tmp_path, 5) + [Utterance("spk1-empty", "/audio dir/e.flac", 0.3, "", "spk1")]
+    data = tmp_path / "kaldi"
+    export_kaldi_dir(reversed(utterances), data)
+    assert (data / "spk2utt").read_text() == ("spk0 spk0-utt0 spk0-utt2 spk0-utt4\n"
+                                              "spk1 spk1-empty spk1-utt1 spk1-utt3\n")
+    assert (data / "wav.scp").read_text().splitlines()[0] == f"spk0-utt0 {tmp_path / 'u0.wav'}"
+    assert "spk1-empty\n" in (data / "text").read_text()
+    # utt2dur carries the durations, so the (absent) audio files are never opened.
+    assert import_kaldi_dir(data) == sorted(utterances, key=lambda u: u.id)
+    assert sorted(os.listdir(data)) == ["spk2utt", "text", "utt2dur", "utt2spk", "wav.scp"]
+
+
+@pytest.mark.parametrize("files, culprit, message", [
+    ({"wav.scp": "a a.wav\nb sph2pipe -f wav b.sph |\n"}, "wav.scp, line 2", "piped commands .* not supported"),
+    ({"segments": "a rec 0 1\n"}, "segments", "not supported"),
+    ({"wav.scp": "a a.wav\nb\n"}, "wav.scp, line 2", "found only the id"),
+    ({"text": "a x\nb y\na z\n"}, "text, line 3", "'a' already appears on line 1"),
+    ({"text": "a x\n"}, "text", "no entry for utterance 'b' .*wav.scp, line 2"),
+    ({"utt2spk": "a s\nb s\nc s\n"}, "utt2spk, line 3", "'c' is not in"),
+    ({"utt2spk": "a s\nb s t\n"}, "utt2spk, line 2", "expected `b <value>`"),
+    ({"utt2dur": "a 1.0\nb long\n"}, "utt2dur, line 2", "cannot get the duration"),
+    ({"wav.scp": "a a.wav\nb missing.wav\n"}, "wav.scp, line 2", "cannot get the duration of .*missing.wav"),
+])
+def test_kaldi_import_errors_name_file_and_line(tmp_path, files, culprit, message):
+    _wav(tmp_path / "a.wav", 800)
+    _wav(tmp_path / "b.wav", 800)
+    data = tmp_path / "data"
+    for name, text in {"wav.scp": "a a.wav\nb b.wav\n", "text": "a x\nb y\n", **files}.items():
+        _write(data / name, text)
+    with pytest.raises(ValueError, match=message) as info:
+        import_kaldi_dir(data, root=tmp_path)
+    assert str(info.value).startswith(f"{data / culprit}")
+
+
+def test_kaldi_export_rejects_unwritable_utterances(tmp_path):
+    with pytest.raises(ValueError, match="line breaks"):
+        export_kaldi_dir([Utterance("a", "a.wav", 1.0, "two\nlines", "s")], tmp_path / "out")
+    with pytest.raises(ValueError, match="appears twice"):
+        export_kaldi_dir(_utterances(tmp_path, 2) * 2, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+# ---------------------------------------------------------------- batch sampler
+
+
+DURATIONS = np.random.default_rng(0).uniform(0.5, 20.0, 1000)
+BUDGET = 60.0
+
+
+def _epoch(sampler: BucketBatchSampler, epoch: int) -> list[list[int]]:
+    sampler.set_epoch(epoch)
+    return list(sampler)
+
+
+def test_each_utterance_once_per_epoch_within_budget():
+    sampler = BucketBatchSampler(DURATIONS, BUDGET, num_buckets=8)
+    for epoch in (0, 1):
+        batches = _epoch(sampler, epoch)
+        assert len(batches) == len(sampler)
+        assert sorted(i for batch in batches for i in batch) == list(range(len(DURATIONS)))
+        padded = [DURATIONS[batch].max() * len(batch) for batch in batches]
+        assert max(padded) <= BUDGET
+        assert sum(DURATIONS) / sum(padded) > 0.8  # buckets keep the padding small
+        assert all(isinstance(i, int) for i in batches[0])
+
+
+def test_sorted_order_and_drop_last():
+    batches = list(BucketBatchSampler(DURATIONS, BUDGET, shuffle=False))
+    flat = np.concatenate(batches)
+    assert np.all(np.diff(DURATIONS[flat]) >= 0)
+    dropped = list(BucketBatchSampler(DURATIONS, BUDGET, num_buckets=4, shuffle=False, drop_last=True))
+    full = list(BucketBatchSampler(DURATIONS, BUDGET, num_buckets=4, shuffle=False))
+    removed = [i for i, batch in enumerate(full) if batch not in dropped]
+    assert dropped == [batch for i, batch in enumerate(full) if i not in removed]
+    # At most one remainder per bucket, each smaller than the full batch before it.
+    assert 0 < len(removed) <= 4 and all(len(full[i]) < len(full[i - 1]) for i in removed)
+
+
+def test_order_is_deterministic_per_seed_and_epoch():
+    a, b = BucketBatchSampler(DURATIONS, BUDGET, seed=3), BucketBatchSampler(DURATIONS, BUDGET, seed=3)
+    assert _epoch(a, 0) == _epoch(b, 0)
+    assert _epoch(a, 1) == _epoch(b, 1) != _epoch(a, 0)
+    assert _epoch(a, 1) == _epoch(a, 1)  # iterating again repeats the epoch
+    assert _epoch(BucketBatchSampler(DURATIONS, BUDGET, seed=4), 1) != _epoch(a, 1)
+
+
+def test_exact_resume_mid_epoch():
+    reference = _epoch(BucketBatchSampler(DURATIONS, BUDGET, seed=5), 2)
+    sampler = BucketBatchSampler(DURATIONS, BUDGET, seed=5)
+    sampler.set_epoch(2)
+    iterator = iter(sampler)
+    consumed = [next(iterator) for _ in range(7)]
+    state = sampler.state_dict()
+    assert state == {"epoch": 2, "batches_done": 7, "seed": 5}
+    # A DataLoader with workers draws ahead; the trainer passes what it consumed.
+    [next(iterator) for _ in range(3)]
+    assert sampler.state_dict(batches_done=7) == state
+
+    resumed = BucketBatchSampler(DURATIONS, BUDGET, seed=0)
+    resumed.load_state_dict(state)
+    resumed.set_epoch(state["epoch"])  # the usual trainer loop; must keep the resume point
+    assert consumed + list(resumed) == reference
+    assert resumed.state_dict()["batches_done"] == len(reference)
+    assert _epoch(resumed, 3) == _epoch(BucketBatchSampler(DURATIONS, BUDGET, seed=5), 3)
+    with pytest.raises(ValueError, match="batches_done"):
+        resumed.load_state_dict({"epoch": 0, "batches_done": len(reference) + 1, "seed": 5})
+
+
+@pytest.mark.parametrize("world_size", [2, 5, 7])  # 5 and 7 do not divide the batch count: padding
+def test_ddp_shards_are_equal_and_cover_the_epoch(world_size):
+    full = _epoch(BucketBatchSampler(DURATIONS, BUDGET, seed=1), 4)
+    padded = full + full[:-len(full) % world_size]  # repeated first batches up to a multiple of world_size
+    shards = [_epoch(BucketBatchSampler(DURATIONS, BUDGET, seed=1, rank=r, world_size=world_size), 4)
+              for r in range(world_size)]
+    assert {len(shard) for shard in shards} == {len(padded) // world_size}
+    assert [padded[r::world_size] for r in range(world_size)] == shards
+    assert {i for shard in shards for batch in shard for i in batch} == set(range(len(DURATIONS)))
+
+    kept = _epoch(BucketBatchSampler(DURATIONS, BUDGET, seed=1, drop_last=True), 4)
+    shards = [_epoch(BucketBatchSampler(DURATIONS, BUDGET, seed=1, drop_last=True, rank=r, world_size=world_size), 4)
+              for r in range(world_size)]
+    assert {len(shard) for shard in shards} == {len(kept) // world_size}
+    flat = [i for shard in shards for batch in shard for i in batch]
+    assert len(flat) == len(set(flat))  # disjoint
+    assert sorted(map(tuple, (b for shard in shards for b in shard))) == sorted(
+        map(tuple, kept[:len(kept) - len(kept) % world_size]))
+
+
+def test_sampler_rejects_unbatchable_input():
+    with pytest.raises(ValueError, match="1 utterance.*longer than max_seconds_per_batch"):
+        BucketBatchSampler([1.0, 70.0], BUDGET)
+    with pytest.raises(ValueError, match="positive"):
+        BucketBatchSampler([1.0, 0.0], BUDGET)
+    with pytest.raises(ValueError, match="rank"):
+        BucketBatchSampler([1.0], BUDGET, rank=2, world_size=2)
+
+
+# ---------------------------------------------------------------- dataset and collate
+
+
+def load_wav(path: str) -> torch.Tensor:
+    """Stand-in for asr.audio.load_audio: raises ValueError naming the file, as AudioError does."""
+    try:
+        samples, _ = soundfile.read(path, dtype="float32")
+    except soundfile.LibsndfileError as e:
+        raise ValueError(f"{path}: {e}") from None
+    return torch.from_numpy(samples)
+
+
+def frames(waveform: torch.Tensor) -> torch.Tensor:
+    """Stand-in featurizer: consecutive 80-sample frames as [T, 80] features."""
+    return waveform[:len(waveform) // 80 * 80].reshape(-1, 80)
+
+
+def letters(text: str) -> list[int]:
+    """Stand-in tokenizer: a=1 ... z=26."""
+    return [ord(c) - 96 for c in text]
+
+
+def _corpus(folder: Path) -> list[Utterance]:
+    utterances = []
+    for i in range(12):
+        samples = 800 * (1 + i % 5)
+        audio = _wav(folder / f"u{i}.wav", samples, seed=i)
+        utterances.append(Utterance(f"u{i}", str(audio), samples / 8000, "abc"[: 1 + i % 3], "s"))
+    (folder / "u5.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")  # corrupt
+    return utterances
+
+
+def test_dataloader_with_workers_skips_and_reports_the_corrupt_file(tmp_path):
+    utterances = _corpus(tmp_path)
+    dataset = SpeechDataset(utterances, load=load_wav, featurize=frames, encode=letters)
+    sampler = BucketBatchSampler([u.duration for u in utterances], max_seconds_per_batch=1.0, num_buckets=3)
+    loader = torch.utils.data.DataLoader(dataset, batch_sampler=sampler, num_workers=2, collate_fn=collate)
+    batches = list(loader)
+    assert len(batches) == len(sampler)
+
+    skipped = [s for batch in batches for s in batch["skipped"]]
+    assert [(s.id, s.audio) for s in skipped] == [("u5", str(tmp_path / "u5.wav"))]
+    assert "u5.wav" in skipped[0].error
+    ids = [i for batch in batches for i in batch["ids"]]
+    assert sorted(ids) == sorted(f"u{i}" for i in range(12) if i != 5)
+
+    by_id = {u.id: u for u in utterances}
+    for batch in batches:
+        features, lengths = batch["features"], batch["feature_lengths"]
+        assert features.shape == (len(batch["ids"]), int(lengths.max()), 80)
+        assert batch["tokens"].dtype == torch.long
+        for row, uid in enumerate(batch["ids"]):
+            expected = frames(load_wav(by_id[uid].audio))
+            assert torch.equal(features[row, :lengths[row]], expected)
+            assert not features[row, lengths[row]:].any()
+            tokens = batch["tokens"][row]
+            assert tokens[:batch["token_lengths"][row]].tolist() == letters(by_id[uid].text)
+            assert not tokens[batch["token_lengths"][row]:].any()
+
+
+def test_load_failure_is_logged_and_counted_in_process(tmp_path, caplog):
+    utterances = _corpus(tmp_path)
+    dataset = SpeechDataset(utterances, load=load_wav, featurize=frames, encode=letters)
+    with caplog.at_level("WARNING", logger="asr.data"):
+        result = dataset[5]
+    assert isinstance(result, Skipped) and result.id == "u5"
+    assert dataset.failures == [result]
+    assert str(tmp_path / "u5.wav") in caplog.text
+    batch = collate([result])
+    assert batch["ids"] == [] and batch["features"].shape[0] == 0 and batch["skipped"] == [result]
