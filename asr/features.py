@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 from collections.abc import Iterable
 from pathlib import Path
 
 import torch
 import torchaudio
 from torchaudio.compliance import kaldi
+
+from .files import write_atomic
 
 _INT16_SCALE = 32768.0
 _MIN_STD = 1e-5  # floor for constant dimensions, so CMVN never divides by zero
@@ -98,18 +99,8 @@ class GlobalCMVN:
         return (features - self.mean.to(features)) / self.std.to(features)
 
     def save(self, path: str | os.PathLike) -> None:
-        """Writes {"mean": [...], "std": [...]} as JSON, atomically (temporary file beside it, then os.replace)."""
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-        try:
-            with open(tmp, "x", encoding="utf-8") as f:
-                json.dump({"mean": self.mean.tolist(), "std": self.std.tolist()}, f)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        """Writes {"mean": [...], "std": [...]} as JSON, atomically."""
+        write_atomic(path, json.dumps({"mean": self.mean.tolist(), "std": self.std.tolist()}))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> GlobalCMVN:

@@ -17,14 +17,14 @@ and every file is written atomically (temporary file beside it, then `os.replace
 from __future__ import annotations
 
 import abc
-import contextlib
 import io
 import json
 import os
 import re
-import secrets
 from pathlib import Path
 from typing import ClassVar, Iterable, Mapping, Sequence
+
+from .files import write_atomic
 
 BLANK = "<blk>"
 TOKENS_FILE = "tokens.txt"
@@ -33,21 +33,6 @@ WORDS_TXT_SPECIAL = ("<eps>", "#0", "<s>", "</s>")  # icefall's words.txt: <eps>
 
 
 # --------------------------------------------------------------------------- files
-def _write_atomic(path, data: str | bytes) -> None:
-    """Write `data` (a str as UTF-8) to a temporary file beside `path`, then rename it over
-    `path`, so a reader never sees a half-written file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as f:  # created with the umask's permissions, unlike mkstemp's 0600
-            f.write(data.encode("utf-8") if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _check_symbol(symbol: str, what: str) -> None:
     if not isinstance(symbol, str) or symbol.split() != [symbol]:
         raise ValueError(f"{what} {symbol!r} must be a non-empty string without whitespace")
@@ -96,7 +81,7 @@ def write_tokens_txt(tokens: Sequence[str], path) -> None:
         _check_symbol(token, "token")
     if len(set(tokens)) != len(tokens):
         raise ValueError(f"tokens are not unique: {sorted(t for t in set(tokens) if tokens.count(t) > 1)}")
-    _write_atomic(path, "".join(f"{token} {i}\n" for i, token in enumerate(tokens)))
+    write_atomic(path, "".join(f"{token} {i}\n" for i, token in enumerate(tokens)))
 
 
 def read_tokens_txt(path) -> list[str]:
@@ -118,7 +103,7 @@ def write_words_txt(words: Iterable[str], path) -> None:
             raise ValueError(f"word {word!r} is listed twice")
         seen.add(word)
     symbols = [WORDS_TXT_SPECIAL[0], *words, *WORDS_TXT_SPECIAL[1:]]
-    _write_atomic(path, "".join(f"{symbol} {i}\n" for i, symbol in enumerate(symbols)))
+    write_atomic(path, "".join(f"{symbol} {i}\n" for i, symbol in enumerate(symbols)))
 
 
 def read_words_txt(path) -> list[str]:
@@ -184,7 +169,7 @@ class Tokenizer(abc.ABC):
         directory.mkdir(parents=True, exist_ok=True)
         write_tokens_txt(self.tokens, directory / TOKENS_FILE)
         options = self._save_files(directory)
-        _write_atomic(directory / METADATA_FILE, json.dumps({"kind": self.kind, **options}, indent=2) + "\n")
+        write_atomic(directory / METADATA_FILE, json.dumps({"kind": self.kind, **options}, indent=2) + "\n")
 
     @classmethod
     def load(cls, directory) -> "Tokenizer":
@@ -332,7 +317,7 @@ class BPETokenizer(Tokenizer):
         return self._sp.decode([i - 1 for i in ids if i])
 
     def _save_files(self, directory: Path) -> dict:
-        _write_atomic(directory / self.MODEL_FILE, self._model)
+        write_atomic(directory / self.MODEL_FILE, self._model)
         return {"model": self.MODEL_FILE}
 
     @classmethod
@@ -386,7 +371,7 @@ class PhoneTokenizer(Tokenizer):
     def _save_files(self, directory: Path) -> dict:
         lines = (f"{word} {' '.join(self.tokens[i] for i in pron)}\n"
                  for word, prons in self.lexicon.items() for pron in prons)
-        _write_atomic(directory / self.LEXICON_FILE, "".join(lines))
+        write_atomic(directory / self.LEXICON_FILE, "".join(lines))
         return {"lexicon": self.LEXICON_FILE}
 
     @classmethod

@@ -7,7 +7,6 @@ at once where it takes several sequences). Labels follow the graph conventions:
 
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import soundfile
 
-from .manifest import Utterance, atomic_open, utterance_from_record
+from ..files import atomic_open
+from .manifest import Utterance, utterance_from_record
 
 
 def import_kaldi_dir(path: str | os.PathLike, duration: Callable[[str], float] | None = None,

@@ -13,22 +13,16 @@ folder holding its manifest can be moved as a whole.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
 import os
-import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO
+
+from ..files import atomic_open
 
 FIELDS = ("id", "audio", "duration", "text", "speaker")
-
-# The process umask, read once, so atomically written files get the usual
-# permissions instead of mkstemp's private 0600.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -131,25 +125,3 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
                 raise ValueError(f"{path}: utterance #{number}: id {utterance.id!r} appears twice")
             seen.add(utterance.id)
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
-
-
-@contextlib.contextmanager
-def atomic_open(path: str | os.PathLike) -> Iterator[IO[str]]:
-    """A UTF-8 text file that replaces `path` only if the `with` block succeeds.
-
-    The data goes to a temporary file in the destination folder (so `os.replace`
-    is an atomic rename on the same file system) and is flushed to disk first.
-    """
-    path = Path(path)
-    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, 0o666 & ~_UMASK)
-        os.replace(temporary, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temporary)
-        raise

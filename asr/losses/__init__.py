@@ -7,4 +7,4 @@ from .graph_loss import GraphLoss
 from .mmi import MMILoss, bigram_log_probs
 from .transducer import TransducerLoss
 
-__all__ = ["ASGLoss", "CTCLoss", "GraphLoss", "TransducerLoss"]
+__all__ = ["ASGLoss", "CTCLoss", "GraphLoss", "MMILoss", "TransducerLoss", "bigram_log_probs"]
