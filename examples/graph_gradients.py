@@ -1,6 +1,5 @@
 """The README's graph example: compose, forward_score, backward, gradients."""
 
-import torch
 import graphs
 
 # Emissions for 2 frames over labels {0, 1}, with learnable (here: uniform) scores ...
