@@ -8,7 +8,9 @@ to the input weights.
 """
 
 from .asg import asg_alignment_graph, asg_transition_graph
-from .builders import ctc_graph, ctc_topology, linear_graph, ngram_transition_graph, sequence_graph
+from .builders import (
+    ctc_graph, ctc_topology, lexicon_graph, linear_graph, ngram_transition_graph, sequence_graph,
+)
 from .compare import equal, isomorphic, rand_equivalent
 from .compose import compose, intersect
 from .dense import DenseAlignment, align_dense, intersect_dense
@@ -27,7 +29,7 @@ __all__ = [
     "align_dense", "arc_posteriors", "arc_sort", "asg_alignment_graph", "asg_transition_graph",
     "closure", "compose", "concat", "connect", "ctc_alignments", "ctc_graph", "ctc_topology",
     "DenseAlignment", "determinize", "EPSILON", "equal", "forward_score", "Graph", "intersect",
-    "intersect_dense", "invert", "isomorphic", "linear_graph", "load", "mark_words", "minimize",
+    "intersect_dense", "invert", "isomorphic", "lexicon_graph", "linear_graph", "load", "mark_words", "minimize",
     "nbest", "ngram_transition_graph", "project_input", "project_output", "prune",
     "rand_equivalent", "read_openfst", "remove_epsilon", "reverse", "sample", "save",
     "segmentation_graph", "sequence_graph", "SymbolTable", "to_dot", "topsort", "union",

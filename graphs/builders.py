@@ -172,3 +172,28 @@ def ngram_transition_graph(num_tokens: int, n: int = 2, weight: torch.Tensor | N
         raise ValueError(f"ngram_transition_graph: weight needs {src.size} entries, got {weight.numel()}")
     return Graph.from_arrays(src, dst, token, weight=weight, start=[0], accept=np.arange(num_nodes),
                              num_nodes=num_nodes, device=device, dtype=None if weight is not None else dtype)
+
+
+def lexicon_graph(pronunciations, device=None, dtype=torch.float32) -> Graph:
+    """L: a transducer from token sequences to word sequences (the closure of the lexicon).
+
+    `pronunciations` is a list of (word label, token labels), several entries per word for
+    variants. Node 0 starts and accepts; each pronunciation is a chain leaving node 0 whose
+    first arc carries the word as output (epsilon on the rest) and whose last arc returns to
+    node 0, so a word's identity is known after its first token.
+    """
+    words = np.array([w for w, _ in pronunciations], dtype=np.int64)
+    prons = [np.asarray(t, dtype=np.int64).reshape(-1) for _, t in pronunciations]
+    lengths = np.array([p.size for p in prons], dtype=np.int64)
+    if (lengths == 0).any():
+        raise ValueError(f"lexicon_graph: word {int(words[np.argmax(lengths == 0)])} has an empty pronunciation")
+    owner, step = _owner_and_step(lengths)
+    # Pronunciation i owns internal nodes first_node[i] .. first_node[i] + len - 2.
+    first_node = 1 + np.concatenate([[0], np.cumsum(lengths - 1)])[:-1]
+    internal = first_node[owner] + step
+    src = np.where(step == 0, 0, internal - 1)
+    dst = np.where(step == lengths[owner] - 1, 0, internal)
+    tokens = np.concatenate(prons) if prons else np.empty(0, dtype=np.int64)
+    olabel = np.where(step == 0, words[owner], EPSILON)
+    return Graph.from_arrays(src, dst, tokens, olabel, start=[0], accept=[0],
+                             num_nodes=1 + int((lengths - 1).sum()), device=device, dtype=dtype)
