@@ -1,0 +1,1 @@
+"""Corpus preparation: turn a corpus as distributed into manifests (`asr.data.Utterance`)."""
