@@ -18,7 +18,7 @@ os.umask(_UMASK)
 def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
     """A file ("w": UTF-8 text, "wb": binary) that replaces `path` only if the `with` block
     succeeds: the data goes to a temporary file in the same folder (so the final rename is
-    atomic), is flushed to disk, then renamed over `path`."""
+    atomic), is flushed to disk, then renamed over `path`, and the rename is synced too."""
     if mode not in ("w", "wb"):
         raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
     path = Path(path)
@@ -35,6 +35,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "w") -> Iterator[IO]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
+    _sync_directory(path.parent)
+
+
+def _sync_directory(folder: Path) -> None:
+    """Make a rename durable: on POSIX the directory entry lives in the directory."""
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> None:
