@@ -80,7 +80,7 @@ def test_gradcheck_emissions_and_graph_weights(g):
         # Viterbi has no derivative at exact ties between paths: break them first.
         assert gradcheck(lambda e, w: intersect_dense(e, [3, 2], Graph.from_arrays(
             g.src, g.dst, g.ilabel, g.olabel, w, g.start, g.accept, g.num_nodes), "tropical"),
-            (emissions + 1e-3 * torch.arange(18.0).reshape(2, 3, 3), weight + 1.7e-3 * torch.arange(g.num_arcs)))
+            (emissions + 1e-3 * torch.arange(18.0).reshape(2, 3, 3), weight + 1.7e-3 * torch.arange(1, g.num_arcs + 1)))
 
 
 def test_shared_graph_gradient_sums_over_the_batch():

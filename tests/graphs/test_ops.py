@@ -138,6 +138,6 @@ def test_gradcheck_union_concat_closure(g1, g2):
     values = score(w1, w2)
     if torch.isfinite(values).all():
         # Break exact ties between paths, where the Viterbi term has no derivative.
-        w1 = w1 + 1e-3 * torch.arange(w1.numel())
-        w2 = w2 + 1.7e-3 * torch.arange(w2.numel())
+        w1 = w1 + 1e-3 * torch.arange(1, w1.numel() + 1)
+        w2 = w2 + 1.7e-3 * torch.arange(1, w2.numel() + 1)
         assert gradcheck(score, (w1, w2), eps=1e-6)
