@@ -26,6 +26,10 @@ class EncoderConfig:
     """Sizes of a `TransformerEncoder`; saved with checkpoints through `to_dict`/`from_dict`.
 
     `conv_channels=None` means `d_model` channels in the subsampling convolutions.
+    `attention_window=w > 0` lets each frame attend only to frames at most w (subsampled) frames
+    away: a locality prior that keeps small models on small corpora from learning alignments
+    that drift away from the audio (CTC is free to emit anywhere; global attention lets it).
+    0 means full attention.
     """
 
     vocab_size: int
@@ -37,6 +41,7 @@ class EncoderConfig:
     dropout: float = 0.1
     subsampling: int = 4
     conv_channels: int | None = None
+    attention_window: int = 0
 
     def __post_init__(self):
         if self.subsampling not in _SUBSAMPLING_STRIDES:
@@ -45,6 +50,8 @@ class EncoderConfig:
             raise ValueError(
                 f"d_model ({self.d_model}) must split into {self.num_heads} heads of even size (rotary embeddings)"
             )
+        if self.attention_window < 0:
+            raise ValueError(f"attention_window must be >= 0 (0: full attention), got {self.attention_window}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
@@ -63,7 +70,8 @@ class EncoderConfig:
 
 
 class Conv2dSubsampling(nn.Module):
-    """Two 3x3 conv2d + ReLU layers over (time, frequency), then a linear layer to `d_model`.
+    """Two 3x3 conv2d + ReLU layers over (time, frequency), then a linear layer to `d_model` and
+    a LayerNorm.
 
     ESPnet/icefall style without padding, so an output frame only sees input frames of its own
     utterance: outputs within `output_lengths(lengths)` do not depend on batch padding.
@@ -82,6 +90,9 @@ class Conv2dSubsampling(nn.Module):
         if out_freq < 1:
             raise ValueError(f"input_dim {input_dim} is too small for two 3x3 convolutions")
         self.linear = nn.Linear(channels * out_freq, d_model)
+        # Unit-scale frames into the residual stream: without it the input (std ~0.1 at init) is
+        # swamped by the random attention/FFN outputs, and small-data CTC training often stalls.
+        self.norm = nn.LayerNorm(d_model)
         self.min_length = 1  # shortest input giving one output frame: invert each layer
         for stride in reversed(self.strides):
             self.min_length = (self.min_length - 1) * stride + 3
@@ -97,7 +108,7 @@ class Conv2dSubsampling(nn.Module):
         if features.shape[1] < self.min_length:
             raise ValueError(f"need at least {self.min_length} input frames, got {features.shape[1]}")
         x = self.conv(features.unsqueeze(1))  # [B, C, T', F']
-        return self.linear(x.transpose(1, 2).flatten(2))
+        return self.norm(self.linear(x.transpose(1, 2).flatten(2)))
 
 
 class RotaryEmbedding(nn.Module):
@@ -134,7 +145,7 @@ class SelfAttention(nn.Module):
         self.rotary = RotaryEmbedding(d_model // num_heads)
 
     def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        """x [B, T, D]; key_mask [B, 1, 1, T] boolean, True for keys that may be attended to."""
+        """x [B, T, D]; key_mask [B, 1, 1 or T, T] boolean, True for keys that may be attended to."""
         batch, time, dim = x.shape
         q, k, v = self.qkv(x).view(batch, time, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
         y = F.scaled_dot_product_attention(
@@ -199,6 +210,11 @@ class TransformerEncoder(nn.Module):
         # Keep one key for utterances too short for any output frame, so no row is all-masked (NaN).
         valid = torch.arange(x.shape[1], device=x.device) < out_lengths.clamp(min=1)[:, None]
         key_mask = valid[:, None, None, :]
+        window = self.config.attention_window
+        if window:
+            positions = torch.arange(x.shape[1], device=x.device)
+            near = (positions[:, None] - positions[None, :]).abs() <= window
+            key_mask = key_mask & near  # [B, 1, T', T']; the diagonal keeps every row attendable
         for layer in self.layers:
             x = layer(x, key_mask)
         return self.output(self.final_norm(x)).log_softmax(dim=-1), out_lengths

@@ -80,12 +80,14 @@ def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokeniz
 
 
 def train_ctc(model_config: EncoderConfig, trainer_config: TrainerConfig, train_loader, sampler, valid_loader,
-              tokenizer: Tokenizer, device: str) -> tuple[TransformerEncoder, float]:
-    """Train a CTC transformer encoder; returns it (best = last epoch) and the training seconds."""
+              tokenizer: Tokenizer, device: str, augment: torch.nn.Module | None = None
+              ) -> tuple[TransformerEncoder, float]:
+    """Train a CTC transformer encoder (features augmented by `augment` in training, e.g.
+    SpecAugment); returns it (best = last epoch) and the training seconds."""
     torch.manual_seed(trainer_config.seed)
     model = TransformerEncoder(model_config)
     trainer = Trainer(model, CTCLoss(), trainer_config, train_loader, valid_loader, sampler=sampler,
-                      decode_fn=greedy_ctc, detokenize=tokenizer.decode, device=device)
+                      decode_fn=greedy_ctc, detokenize=tokenizer.decode, device=device, augment=augment)
     start = time.perf_counter()
     trainer.fit()
     return model.eval(), time.perf_counter() - start

@@ -79,11 +79,14 @@ class _ModelWithLoss(nn.Module):
     """Model and loss as one module, so DDP also averages the gradients of loss parameters
     (e.g. learned transitions). The model runs under autocast; the graph loss in float32."""
 
-    def __init__(self, model: nn.Module, loss_fn: Callable, amp_dtype: torch.dtype | None):
+    def __init__(self, model: nn.Module, loss_fn: Callable, amp_dtype: torch.dtype | None,
+                 augment: nn.Module | None = None):
         super().__init__()
-        self.model, self.loss_fn, self.amp_dtype = model, loss_fn, amp_dtype
+        self.model, self.loss_fn, self.amp_dtype, self.augment = model, loss_fn, amp_dtype, augment
 
     def forward(self, features, feature_lengths, tokens, token_lengths):
+        if self.augment is not None and self.training:
+            features = self.augment(features)
         with torch.autocast(features.device.type, dtype=self.amp_dtype or torch.float32,
                             enabled=self.amp_dtype is not None):
             log_probs, out_lengths = self.model(features, feature_lengths)
@@ -105,12 +108,15 @@ class Trainer:
     decode_fn(log_probs, out_lengths) -> token lists, for the validation error rate against the
     reference tokens; with detokenize(tokens) -> text it is a word error rate (valid/wer),
     otherwise a token error rate (valid/ter).
+    augment: applied to each training batch's padded features [B, T, F] on the device (e.g.
+    `asr.features.SpecAugment`); validation sees the features as they are.
     """
 
     def __init__(self, model: nn.Module, loss_fn: Callable, config: TrainerConfig, train_loader: Iterable,
                  valid_loader: Iterable | None = None, sampler=None,
                  decode_fn: Callable[[torch.Tensor, torch.Tensor], list[list[int]]] | None = None,
-                 detokenize: Callable[[list[int]], str] | None = None, device: str | torch.device | None = None):
+                 detokenize: Callable[[list[int]], str] | None = None, device: str | torch.device | None = None,
+                 augment: nn.Module | None = None):
         self.config = config
         self.context = distributed.current_context()
         self.device = torch.device(device) if device is not None else self.context.device
@@ -118,7 +124,7 @@ class Trainer:
         self.decode_fn, self.detokenize = decode_fn, detokenize
         self.exp_dir = Path(config.exp_dir)
         self.amp_dtype = _amp_dtype(config.amp, self.device)
-        self.task = _ModelWithLoss(model, loss_fn, self.amp_dtype).to(self.device)
+        self.task = _ModelWithLoss(model, loss_fn, self.amp_dtype, augment).to(self.device)
         self.model = model
         self.ddp_task = distributed.wrap_model(self.task, self.context)
         self.optimizer = torch.optim.AdamW(_parameter_groups(model, loss_fn, config.weight_decay), lr=config.lr)

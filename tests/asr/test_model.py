@@ -101,7 +101,7 @@ def test_config_round_trip_and_errors():
 
 def test_default_parameter_count_is_logged(caplog):
     vocab, d, ff, layers, freq = 500, 144, 576, 6, 19  # 80 mel bins -> 39 -> 19 after two stride-2 convs
-    subsampling = (9 * d + d) + (9 * d * d + d) + (d * freq * d + d)
+    subsampling = (9 * d + d) + (9 * d * d + d) + (d * freq * d + d) + 2 * d  # convs, linear, LayerNorm
     layer = (d * 3 * d + 3 * d) + (d * d + d) + (d * ff + ff) + (ff * d + d) + 2 * 2 * d
     expected = subsampling + layers * layer + 2 * d + (d * vocab + vocab)
     with caplog.at_level(logging.INFO, logger="asr.model"):
@@ -137,3 +137,22 @@ def test_overfits_four_utterances_with_ctc():
         path = best[b, : out_lengths[b]].tolist()
         decoded = [t for i, t in enumerate(path) if t != 0 and (i == 0 or path[i - 1] != t)]
         assert decoded == targets[b, : target_lengths[b]].tolist()
+
+
+def test_attention_window_limits_what_each_frame_sees():
+    """With attention_window=w, an output frame does not change when inputs far from it change."""
+    torch.manual_seed(0)
+    config = tiny_config(vocab_size=5, attention_window=2)
+    model = TransformerEncoder(config).eval()
+    features = torch.randn(1, 200, config.input_dim)
+    lengths = torch.tensor([200])
+    before, _ = model(features, lengths)
+    changed = features.clone()
+    changed[:, 150:] += 3.0  # input frames >= 150 reach output frames >= ~36 directly (conv receptive field)
+    after, _ = model(changed, lengths)
+    reach = config.num_layers * config.attention_window + 2
+    first_touched = 150 // 4 - 1
+    assert torch.equal(before[0, : first_touched - reach], after[0, : first_touched - reach])
+    assert not torch.allclose(before[0, first_touched:], after[0, first_touched:])
+    with pytest.raises(ValueError, match="attention_window"):
+        EncoderConfig(vocab_size=5, attention_window=-1)

@@ -177,6 +177,23 @@ def test_skipped_utterances_are_counted_and_training_goes_on(tmp_path, caplog):
     assert load_checkpoint(tmp_path / "epoch-1.pt")["skipped_utterances"] == 5
 
 
+def test_augment_applies_to_training_batches_only(tmp_path):
+    """`augment` sees every training batch's padded features and no validation batch."""
+    data = SyntheticSpeech(16, seed=0)
+    batches = [collate([data[i] for i in range(b, b + 4)]) for b in range(0, 16, 4)]
+    seen = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, features):
+            seen.append(tuple(features.shape))
+            return features
+
+    config = TrainerConfig(exp_dir=str(tmp_path), epochs=1, warmup_steps=2)
+    trainer = Trainer(make_model(0.0), CTCLoss(), config, batches, valid_loader=batches[:1], augment=Recorder())
+    trainer.fit()
+    assert seen == [tuple(b["features"].shape) for b in batches]
+
+
 # ---------------------------------------------------------------- checkpoint files
 
 
