@@ -1,7 +1,8 @@
 """What every recipe does: parse the common options, run stages, fit CMVN, batch data, train a
 CTC encoder, decode through a word graph, score, and write results.json plus a model directory.
 
-A recipe module supplies only its corpus preparation, token set, lexicon, grammar and sizes.
+A recipe module supplies only its corpus preparation, token set, lexicon, grammar and sizes:
+for a closed-vocabulary task that is a `WordRecipe` and its `run`.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import math
 import time
 from functools import partial
 from pathlib import Path
@@ -20,14 +22,14 @@ import torch
 import graphs
 
 from .audio import load_audio
-from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, write_manifest
+from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, write_manifest
 from .decode import decoding_graph, greedy_ctc, viterbi_words
-from .features import Fbank, GlobalCMVN
+from .features import Fbank, GlobalCMVN, SpecAugment
 from .files import write_atomic
 from .losses import CTCLoss
 from .model import EncoderConfig, TransformerEncoder
 from .scoring import score
-from .tokenizer import Tokenizer, write_words_txt
+from .tokenizer import PhoneTokenizer, Tokenizer, write_words_txt
 from .train import Trainer, TrainerConfig
 from .train.checkpoint import load_checkpoint, save_checkpoint
 
@@ -73,8 +75,10 @@ def fit_cmvn(utterances: Sequence[Utterance], sample_rate: int, fbank: Fbank) ->
 
 
 def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokenizer, max_seconds: float,
-           shuffle: bool, seed: int) -> tuple[torch.utils.data.DataLoader, BucketBatchSampler]:
-    dataset = SpeechDataset(list(utterances), partial(load_audio, sample_rate=sample_rate), featurize, tokenizer.encode)
+           shuffle: bool, seed: int, cache: bool = False) -> tuple[torch.utils.data.DataLoader, BucketBatchSampler]:
+    """Duration-bucketed batches of at most `max_seconds` of audio; `cache` keeps features in memory."""
+    dataset = SpeechDataset(list(utterances), partial(load_audio, sample_rate=sample_rate), featurize,
+                            tokenizer.encode, cache=cache)
     sampler = BucketBatchSampler([u.duration for u in utterances], max_seconds, shuffle=shuffle, seed=seed)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate), sampler
 
@@ -156,3 +160,77 @@ def load_model_dir(folder: str | Path) -> tuple[TransformerEncoder, graphs.Graph
     model = TransformerEncoder(EncoderConfig.from_dict(saved["config"]))
     model.load_state_dict(saved["model"])
     return model.eval(), graphs.load(folder / "HLG.pt")
+
+
+@dataclasses.dataclass
+class WordRecipe:
+    """A closed-vocabulary task: each word of `words` is spelled with the tokens in
+    `pronunciations[word]` (lists of token sequences), and decoding searches `grammar` (an
+    acceptor over word indexes). `model`, `train` and `augment` hold `EncoderConfig`,
+    `TrainerConfig` and `SpecAugment` arguments; `cache` keeps training features in memory.
+
+    `run` executes the stages 0 get the corpus, 1 manifests + CMVN + tokens, 2 train and save
+    the model directory, 3 decode the test split, score and write results.json.
+    """
+
+    name: str
+    words: Sequence[str]
+    pronunciations: dict[str, list[list[str]]]
+    grammar: Callable[[], graphs.Graph]
+    sample_rate: int
+    model: dict
+    train: dict
+    augment: dict | None = None
+    batch_seconds: float = 60.0
+    cache: bool = False
+
+    def tokens(self) -> list[str]:
+        """The token set in order of first use by the words' pronunciations."""
+        return list(dict.fromkeys(t for word in self.words for pron in self.pronunciations[word] for t in pron))
+
+    def run(self, args: argparse.Namespace, fetch: Callable[[Path], None],
+            prepare: Callable[[Path], dict[str, list[Utterance]]]) -> dict | None:
+        """fetch(data_dir) makes the corpus available (stage 0); prepare(data_dir) returns its
+        {"train": [...], "test": [...]} utterances (stage 1). Returns the results of stage 3."""
+        exp, data_dir = Path(args.exp_dir), Path(args.data_dir)
+        fbank = Fbank(num_mel_bins=self.model["input_dim"], sample_rate=self.sample_rate)
+        if stage(args, 0, "get the corpus"):
+            fetch(data_dir)
+        if stage(args, 1, "manifests, CMVN, tokens"):
+            splits = prepare(data_dir)
+            write_manifests(exp, splits)
+            fit_cmvn(splits["train"], self.sample_rate, fbank).save(exp / "cmvn.json")
+            PhoneTokenizer(self.pronunciations, phones=self.tokens()).save(exp / "lang")
+        tokenizer = Tokenizer.load(exp / "lang")
+        featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
+        test = read_manifest(exp / "test.jsonl")
+        test_loader, _ = loader(test, self.sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
+        if stage(args, 2, "train"):
+            train_loader, sampler = loader(read_manifest(exp / "train.jsonl"), self.sample_rate, featurizer, tokenizer,
+                                           self.batch_seconds, True, args.seed, cache=self.cache)
+            model, seconds = train_ctc(
+                EncoderConfig(vocab_size=tokenizer.vocab_size, **self.model),
+                TrainerConfig(exp_dir=str(exp), seed=args.seed, **self.train), train_loader, sampler, test_loader,
+                tokenizer, args.device, augment=SpecAugment(**self.augment) if self.augment else None)
+            graph = word_graph(tokenizer, self.words, self.pronunciations, self.grammar())
+            save_model_dir(exp / "model", model, tokenizer, featurizer, self.sample_rate, self.words, graph)
+            write_atomic(exp / "train_seconds", f"{seconds}\n")
+        if stage(args, 3, "decode and score"):
+            model, graph = load_model_dir(exp / "model")
+            hypotheses = decode(model, test_loader, graph, self.words, args.device)
+            seconds = float((exp / "train_seconds").read_text())
+            return finish(exp, f"{self.name} test ({len(test)} files)", {u.id: u.text for u in test}, hypotheses,
+                          seconds)
+        return None
+
+
+def loop_grammar(num_words: int, min_words: int = 0) -> graphs.Graph:
+    """Any sequence of at least `min_words` (0 or 1) of `num_words` words, each word equally likely."""
+    if min_words not in (0, 1):
+        raise ValueError(f"min_words must be 0 or 1, got {min_words}")
+    words = list(range(num_words))
+    weight = [-math.log(num_words)] * num_words
+    if min_words == 0:
+        return graphs.Graph.from_arrays([0] * num_words, [0] * num_words, words, weight=weight, start=[0], accept=[0])
+    return graphs.Graph.from_arrays([0] * num_words + [1] * num_words, [1] * (2 * num_words), words + words,
+                                    weight=weight + weight, start=[0], accept=[1])

@@ -47,18 +47,30 @@ class SpeechDataset(torch.utils.data.Dataset):
     encode: transcript -> token ids.
     Only errors from `load` are treated as bad data; errors from `featurize` or
     `encode` are bugs or configuration problems and propagate.
+    cache: keep each sample after its first read, for small corpora read many epochs over
+    (deterministic featurizers only; augmentation belongs after, e.g. the Trainer's `augment`).
+    The cache lives in the process that reads: the main one, or each persistent worker.
     """
 
     def __init__(self, utterances: Sequence[Utterance], load: Callable[[str], torch.Tensor],
-                 featurize: Callable[[torch.Tensor], torch.Tensor], encode: Callable[[str], list[int]]):
+                 featurize: Callable[[torch.Tensor], torch.Tensor], encode: Callable[[str], list[int]],
+                 cache: bool = False):
         self.utterances = utterances
         self.load, self.featurize, self.encode = load, featurize, encode
         self.failures: list[Skipped] = []
+        self._cache: dict[int, dict | Skipped] | None = {} if cache else None
 
     def __len__(self) -> int:
         return len(self.utterances)
 
     def __getitem__(self, index: int) -> dict | Skipped:
+        if self._cache is None:
+            return self._read(index)
+        if index not in self._cache:
+            self._cache[index] = self._read(index)
+        return self._cache[index]
+
+    def _read(self, index: int) -> dict | Skipped:
         utterance = self.utterances[index]
         try:
             waveform = self.load(utterance.audio)

@@ -308,3 +308,24 @@ def test_load_failure_is_logged_and_counted_in_process(tmp_path, caplog):
     assert str(tmp_path / "u5.wav") in caplog.text
     batch = collate([result])
     assert batch["ids"] == [] and batch["features"].shape[0] == 0 and batch["skipped"] == [result]
+
+
+def test_cache_reads_each_file_once_and_returns_the_same_samples(tmp_path):
+    utterances = _corpus(tmp_path)
+    reads = []
+
+    def counting_load(path):
+        reads.append(path)
+        return load_wav(path)
+
+    cached = SpeechDataset(utterances, load=counting_load, featurize=frames, encode=letters, cache=True)
+    plain = SpeechDataset(utterances, load=load_wav, featurize=frames, encode=letters)
+    for _ in range(3):
+        for i in range(len(utterances)):
+            got, expected = cached[i], plain[i]
+            if isinstance(expected, Skipped):
+                assert got == expected
+            else:
+                assert got["id"] == expected["id"] and torch.equal(got["features"], expected["features"])
+    assert sorted(reads) == sorted(u.audio for u in utterances)  # once each, the corrupt one included
+    assert len(cached.failures) == 1
