@@ -29,6 +29,10 @@ class AudioError(ValueError):
     """An audio file is missing, unreadable, corrupt or empty; the message names the file."""
 
 
+class EmptyAudioError(AudioError):
+    """A readable audio file with no samples (decoders may treat it as silence)."""
+
+
 def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True) -> torch.Tensor:
     """float32 samples of `path` resampled to `sample_rate`.
 
@@ -60,7 +64,7 @@ def _read(path: Path, decode: bool) -> tuple[int, int, int, np.ndarray | None]:
         except Exception:  # audioread raises many unrelated types; soundfile's reason is the useful one
             raise AudioError(f"{path}: cannot read audio ({error})") from error
     if result[1] == 0:
-        raise AudioError(f"{path}: contains no audio samples")
+        raise EmptyAudioError(f"{path}: contains no audio samples")
     return result
 
 

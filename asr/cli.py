@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
+from contextlib import ExitStack
+from pathlib import Path
 
 from . import scoring
 
@@ -27,6 +30,51 @@ def _cmd_score(args) -> int:
     return 0
 
 
+def _cmd_transcribe(args) -> int:
+    from tqdm import tqdm
+
+    from .files import atomic_open
+    from .model_dir import load_model_dir
+    from .transcribe import FORMATS, Recognizer, find_inputs, format_transcript
+
+    formats = args.format.split(",")
+    unknown = [f for f in formats if f not in FORMATS]
+    if unknown:
+        raise ValueError(f"--format: unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
+    recognizer = Recognizer(load_model_dir(args.model), args.device)
+    inputs = list(find_inputs(args.audio))
+    failures, audio_seconds, start = 0, 0.0, time.perf_counter()
+    with ExitStack() as files:
+        streams = {}
+        if args.output_dir:
+            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+            streams = {f: files.enter_context(atomic_open(Path(args.output_dir) / f"transcripts.{f}", "w"))
+                       for f in formats if f in ("txt", "json", "ctm")}
+        progress = files.enter_context(tqdm(total=len(inputs), desc="transcribing", unit="file", disable=None))
+        for transcript in recognizer.transcribe(inputs, batch_size=args.batch_size):
+            progress.update()
+            if transcript.error:
+                failures += 1
+                progress.write(f"asr transcribe: skipped {transcript.audio}: {transcript.error}", file=sys.stderr)
+                continue
+            audio_seconds += transcript.duration
+            if not args.output_dir:
+                sys.stdout.write(format_transcript(transcript, formats[0]))
+                continue
+            for fmt in formats:
+                text = format_transcript(transcript, fmt)
+                if fmt in streams:
+                    streams[fmt].write(text)
+                else:  # subtitles: one file per input
+                    with atomic_open(Path(args.output_dir) / f"{transcript.id}.{fmt}", "w") as subtitle:
+                        subtitle.write(text)
+    seconds = time.perf_counter() - start
+    rtf = f"{seconds / audio_seconds:.3f}" if audio_seconds else "n/a"
+    print(f"asr transcribe: {len(inputs) - failures} of {len(inputs)} files, {audio_seconds:.1f} s of audio "
+          f"in {seconds:.1f} s (real-time factor {rtf})", file=sys.stderr)
+    return 1 if failures else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr",
@@ -45,6 +93,29 @@ def _parser() -> argparse.ArgumentParser:
     score.add_argument("--details", action="store_true", help="print every utterance's alignment (*** marks a gap)")
     score.add_argument("--json", action="store_true", help="print the counts as JSON instead")
     score.set_defaults(run=_cmd_score)
+
+    transcribe = commands.add_parser(
+        "transcribe", help="transcribe audio files with a trained model directory",
+        description="Decode audio files through the model directory's graph (HLG.pt) and print `id text`\n"
+                    "per file (Kaldi `text`). AUDIO may be audio files (wav, flac, sph, mp3, ...), directories\n"
+                    "(searched recursively), Kaldi wav.scp files or JSONL manifests. A file that cannot be\n"
+                    "read is reported and skipped, and the exit status is then 1; an empty file gets an empty\n"
+                    "transcript. The real-time factor is printed at the end.",
+        epilog="examples:\n  asr transcribe exp/digits/model recording.wav\n"
+               "  asr transcribe exp/digits/model data/test/wav.scp -f txt,json,ctm -o out/\n"
+               "  asr transcribe exp/yesno/model waves/ -f srt -o subtitles/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    transcribe.add_argument("model", help="model directory written by a recipe (e.g. exp/digits/model)")
+    transcribe.add_argument("audio", nargs="+", help="audio files, directories, wav.scp files or .jsonl manifests")
+    transcribe.add_argument("-f", "--format", default="txt",
+                            help="comma-separated output formats: txt (Kaldi text), json (one object per line, "
+                                 "with word times), ctm, srt, vtt (one subtitle file per input; need -o). "
+                                 "Without -o only the first is printed. Default: txt")
+    transcribe.add_argument("-o", "--output-dir", help="write transcripts.{txt,json,ctm} and ID.{srt,vtt} here")
+    transcribe.add_argument("--device", default="cpu", help="torch device for the encoder (cpu, cuda, cuda:1)")
+    transcribe.add_argument("--batch-size", type=int, default=8, help="files decoded together (default 8)")
+    transcribe.set_defaults(run=_cmd_transcribe)
     return parser
 
 

@@ -31,13 +31,15 @@ def decoding_graph(num_tokens: int, pronunciations, grammar: graphs.Graph, blank
     return graphs.compose(graphs.ctc_topology(num_tokens, blank), words)
 
 
-def viterbi_words(log_probs: torch.Tensor, lengths, graph: graphs.Graph) -> tuple[list[list[int]], torch.Tensor]:
+def viterbi_words(log_probs: torch.Tensor, lengths, graph: graphs.Graph
+                  ) -> tuple[list[list[int]], graphs.DenseAlignment]:
     """Word labels on the best path of each utterance through `graph` (shared by the batch),
-    and the path scores [B] (-inf where no path fits the utterance)."""
+    and that path (`.score` [B], -inf where no path fits the utterance; `.arcs` and `.labels`
+    per frame, for word times)."""
     alignment = graphs.align_dense(log_probs, lengths, graph)
     olabel = graph.olabel.to(alignment.arcs.device)
     taken = alignment.arcs >= 0
     words = torch.where(taken, olabel[alignment.arcs.clamp(min=0)], torch.full_like(alignment.arcs, graphs.EPSILON))
     keep = words != graphs.EPSILON
     counts = keep.sum(dim=1).tolist()
-    return [row.tolist() for row in torch.split(words[keep], counts)], alignment.score
+    return [row.tolist() for row in torch.split(words[keep], counts)], alignment

@@ -27,11 +27,11 @@ from .decode import decoding_graph, greedy_ctc, viterbi_words
 from .features import Fbank, GlobalCMVN, SpecAugment
 from .files import write_atomic
 from .losses import CTCLoss
+from .model_dir import Featurizer, load_model_dir, save_model_dir
 from .model import EncoderConfig, TransformerEncoder
 from .scoring import score
-from .tokenizer import PhoneTokenizer, Tokenizer, write_words_txt
+from .tokenizer import PhoneTokenizer, Tokenizer
 from .train import Trainer, TrainerConfig
-from .train.checkpoint import load_checkpoint, save_checkpoint
 
 log = logging.getLogger("asr.recipe")
 
@@ -56,18 +56,6 @@ def stage(args, number: int, name: str) -> bool:
     if selected:
         log.info("stage %d: %s", number, name)
     return selected
-
-
-@dataclasses.dataclass
-class Featurizer:
-    """Waveform -> normalized log-mel features (picklable, for DataLoader workers)."""
-
-    fbank: Fbank
-    cmvn: GlobalCMVN | None = None
-
-    def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        features = self.fbank(waveform)
-        return features if self.cmvn is None else self.cmvn.apply(features)
 
 
 def fit_cmvn(utterances: Sequence[Utterance], sample_rate: int, fbank: Fbank) -> GlobalCMVN:
@@ -131,35 +119,9 @@ def finish(exp_dir: str | Path, test_set: str, references: dict[str, str], hypot
     return summary
 
 
-def save_model_dir(folder: str | Path, model: TransformerEncoder, tokenizer: Tokenizer, featurizer: Featurizer,
-                   sample_rate: int, words: Sequence[str], graph: graphs.Graph) -> Path:
-    """Everything decoding needs: weights, model and feature config, tokens.txt, words.txt, HLG."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    save_checkpoint(folder / "model.pt", {"model": model.state_dict(), "config": model.config.to_dict()})
-    tokenizer.save(folder)
-    write_words_txt(list(words), folder / "words.txt")
-    featurizer.cmvn.save(folder / "cmvn.json")
-    fbank = featurizer.fbank
-    options = {"sample_rate": sample_rate, "num_mel_bins": fbank.num_mel_bins,
-               "frame_length_ms": fbank.frame_length_ms, "frame_shift_ms": fbank.frame_shift_ms}
-    write_atomic(folder / "features.json", json.dumps(options, indent=2) + "\n")
-    graphs.save(graph, folder / "HLG.pt")
-    return folder
-
-
 def write_manifests(exp_dir: str | Path, splits: dict[str, list[Utterance]]) -> None:
     for name, utterances in splits.items():
         write_manifest(Path(exp_dir) / f"{name}.jsonl", utterances)
-
-
-def load_model_dir(folder: str | Path) -> tuple[TransformerEncoder, graphs.Graph]:
-    """The encoder (in eval mode) and decoding graph saved by `save_model_dir`."""
-    folder = Path(folder)
-    saved = load_checkpoint(folder / "model.pt")
-    model = TransformerEncoder(EncoderConfig.from_dict(saved["config"]))
-    model.load_state_dict(saved["model"])
-    return model.eval(), graphs.load(folder / "HLG.pt")
 
 
 @dataclasses.dataclass
@@ -216,8 +178,8 @@ class WordRecipe:
             save_model_dir(exp / "model", model, tokenizer, featurizer, self.sample_rate, self.words, graph)
             write_atomic(exp / "train_seconds", f"{seconds}\n")
         if stage(args, 3, "decode and score"):
-            model, graph = load_model_dir(exp / "model")
-            hypotheses = decode(model, test_loader, graph, self.words, args.device)
+            saved = load_model_dir(exp / "model")
+            hypotheses = decode(saved.model, test_loader, saved.graph, saved.words, args.device)
             seconds = float((exp / "train_seconds").read_text())
             return finish(exp, f"{self.name} test ({len(test)} files)", {u.id: u.text for u in test}, hypotheses,
                           seconds)

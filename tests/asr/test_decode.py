@@ -40,7 +40,8 @@ def test_viterbi_words_is_the_best_allowed_word_sequence():
     torch.manual_seed(0)
     log_probs = torch.randn(3, 6, 4, dtype=torch.float64).log_softmax(-1)
     lengths = [6, 5, 3]
-    words, scores = viterbi_words(log_probs, lengths, hlg)
+    words, alignment = viterbi_words(log_probs, lengths, hlg)
+    scores = alignment.score
     spelled = {(0,): [1, 2], (1,): [3]}
     for b in range(3):
         best, best_words = float("-inf"), None

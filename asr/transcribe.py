@@ -1,0 +1,171 @@
+"""Transcribe audio files with a trained model directory: inputs, batched decoding through the
+directory's HLG graph, and transcripts with word times in the formats people use.
+
+A file that cannot be read is reported and skipped (`Transcript.error`), the rest are decoded;
+audio too short for one encoder frame (empty files included) gets an empty transcript.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import json
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import torch
+
+from .audio import AudioError, EmptyAudioError, load_audio
+from .data import read_manifest
+from .decode import viterbi_words
+from .model_dir import ModelDir
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".mp3", ".ogg", ".opus", ".m4a")
+FORMATS = ("txt", "json", "ctm", "srt", "vtt")
+
+
+@dataclasses.dataclass
+class Transcript:
+    """One file's result: words with start/end seconds, or `error` when it could not be read."""
+
+    id: str
+    audio: str
+    words: list[str] = dataclasses.field(default_factory=list)
+    starts: list[float] = dataclasses.field(default_factory=list)
+    ends: list[float] = dataclasses.field(default_factory=list)
+    duration: float = 0.0
+    error: str | None = None
+
+    @property
+    def text(self) -> str:
+        return " ".join(self.words)
+
+
+def find_inputs(arguments: Sequence[str]) -> Iterator[tuple[str, str]]:
+    """(utterance id, audio path) for each argument: an audio file (id: its stem), a directory
+    (its audio files, recursively, ids relative to it), a Kaldi `wav.scp` (`id path` lines) or
+    a JSONL manifest (`.jsonl`). A missing argument is a ValueError naming it."""
+    for argument in arguments:
+        path = Path(argument)
+        if path.is_dir():
+            for file in sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES):
+                yield file.relative_to(path).with_suffix("").as_posix().replace("/", "-"), str(file)
+        elif path.suffix == ".jsonl":
+            yield from ((u.id, u.audio) for u in read_manifest(path))
+        elif path.name.endswith(".scp"):
+            yield from _read_wav_scp(path)
+        elif path.exists() or path.suffix.lower() in AUDIO_SUFFIXES:
+            yield path.stem, str(path)  # a missing audio file is reported when it is read
+        else:
+            raise ValueError(f"{argument}: no such file or directory")
+
+
+def _read_wav_scp(path: Path) -> Iterator[tuple[str, str]]:
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2:
+            raise ValueError(f"{path}, line {number}: expected `utterance-id audio-path`")
+        if fields[1].rstrip().endswith("|"):
+            raise ValueError(f"{path}, line {number}: piped commands are not supported, only file paths")
+        yield fields[0], fields[1].strip()
+
+
+class Recognizer:
+    """Batched decoding with a `ModelDir` on `device`."""
+
+    def __init__(self, saved: ModelDir, device: str = "cpu"):
+        self.saved, self.device = saved, torch.device(device)
+        self.model = saved.model.to(self.device)
+        self.min_samples = self._min_samples()
+
+    def _min_samples(self) -> int:
+        fbank = self.saved.featurizer.fbank
+        frames = self.model.subsampling.min_length
+        return fbank.window_size + (frames - 1) * fbank.window_shift
+
+    def _load(self, utterance_id: str, path: str) -> tuple[Transcript, torch.Tensor | None]:
+        """The transcript shell and the waveform (None when there is nothing to decode)."""
+        transcript = Transcript(utterance_id, path)
+        try:
+            waveform = load_audio(path, self.saved.sample_rate)
+        except EmptyAudioError:
+            return transcript, None
+        except (AudioError, OSError) as error:
+            transcript.error = str(error)
+            return transcript, None
+        transcript.duration = waveform.numel() / self.saved.sample_rate
+        return transcript, waveform if waveform.numel() >= self.min_samples else None
+
+    @torch.no_grad()
+    def transcribe(self, inputs: Iterable[tuple[str, str]], batch_size: int = 8) -> Iterator[Transcript]:
+        """Transcripts in input order, decoded `batch_size` files at a time."""
+        pending: list[tuple[Transcript, torch.Tensor | None]] = []
+        for utterance_id, path in inputs:
+            pending.append(self._load(utterance_id, path))
+            if len(pending) == batch_size:
+                yield from self._decode(pending)
+                pending = []
+        if pending:
+            yield from self._decode(pending)
+
+    def _decode(self, batch: list[tuple[Transcript, torch.Tensor | None]]) -> list[Transcript]:
+        decodable = [(t, w) for t, w in batch if w is not None]
+        if decodable:
+            features = [self.saved.featurizer(w) for _, w in decodable]
+            lengths = torch.tensor([len(f) for f in features])
+            padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
+            log_probs, out_lengths = self.model(padded, lengths.to(self.device))
+            alignment_words, frames = _words_and_frames(log_probs.cpu().double(), out_lengths.cpu(), self.saved)
+            step = self.saved.frame_seconds
+            for (transcript, _), words, (starts, ends) in zip(decodable, alignment_words, frames):
+                transcript.words = [self.saved.words[w] for w in words]
+                transcript.starts = [round(s * step, 3) for s in starts]
+                transcript.ends = [round(min((e + 1) * step, transcript.duration), 3) for e in ends]
+        return [t for t, _ in batch]
+
+
+def _words_and_frames(log_probs, lengths, saved: ModelDir) -> tuple[list[list[int]], list[tuple[list, list]]]:
+    """Best-path words of each utterance and, per word, the frame where its path enters the
+    word and the last non-blank frame before the next word (or the word's own first frame)."""
+    words, alignment = viterbi_words(log_probs, lengths, saved.graph)
+    spans = []
+    for b in range(len(words)):
+        arcs = alignment.arcs[b, : int(lengths[b])]
+        word_frames = (saved.graph.olabel[arcs.clamp(min=0)] >= 0).nonzero().flatten().tolist()
+        speech = (alignment.labels[b, : int(lengths[b])] > 0).nonzero().flatten().tolist()  # 0: the blank
+        stops = word_frames[1:] + [int(lengths[b])]
+        ends = []
+        for frame, stop in zip(word_frames, stops):
+            last = bisect.bisect_left(speech, stop) - 1
+            ends.append(speech[last] if last >= 0 and speech[last] >= frame else frame)
+        spans.append((word_frames, ends))
+    return words, spans
+
+
+def _timestamp(seconds: float, separator: str) -> str:
+    milliseconds = int(round(seconds * 1000))
+    hours, rest = divmod(milliseconds, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{separator}{rest % 1000:03d}"
+
+
+def format_transcript(transcript: Transcript, fmt: str) -> str:
+    """One transcript as `fmt`: txt (Kaldi `text` line), json (one object per line), ctm
+    (`id 1 start duration word` per word), srt or vtt (one cue per word)."""
+    if fmt == "txt":
+        return f"{transcript.id} {transcript.text}".rstrip() + "\n"
+    if fmt == "json":
+        words = [{"word": w, "start": s, "end": e} for w, s, e in zip(transcript.words, transcript.starts, transcript.ends)]
+        return json.dumps({"id": transcript.id, "audio": transcript.audio, "text": transcript.text,
+                           "duration": round(transcript.duration, 3), "words": words}) + "\n"
+    if fmt == "ctm":
+        return "".join(f"{transcript.id} 1 {s:.3f} {e - s:.3f} {w}\n"
+                       for w, s, e in zip(transcript.words, transcript.starts, transcript.ends))
+    if fmt in ("srt", "vtt"):
+        separator = "," if fmt == "srt" else "."
+        cues = [f"{i}\n{_timestamp(s, separator)} --> {_timestamp(e, separator)}\n{w}\n"
+                for i, (w, s, e) in enumerate(zip(transcript.words, transcript.starts, transcript.ends), start=1)]
+        return ("WEBVTT\n\n" if fmt == "vtt" else "") + "\n".join(cues)
+    raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")

@@ -1,0 +1,125 @@
+"""`asr transcribe` and asr.transcribe: inputs, batched decoding, output formats, bad files."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from asr import cli
+from asr.data import Utterance, write_manifest
+from asr.decode import viterbi_words
+from asr.features import Fbank, GlobalCMVN
+from asr.model import EncoderConfig, TransformerEncoder
+from asr.model_dir import Featurizer, load_model_dir, save_model_dir
+from asr.recipe import loop_grammar, word_graph
+from asr.tokenizer import PhoneTokenizer
+from asr.transcribe import Recognizer, Transcript, find_inputs, format_transcript
+
+WORDS = ["NO", "YES"]
+RATE = 8000
+
+
+@pytest.fixture
+def model_dir(tmp_path):
+    torch.manual_seed(0)
+    tokenizer = PhoneTokenizer({w: [[w]] for w in WORDS}, phones=WORDS)
+    model = TransformerEncoder(EncoderConfig(vocab_size=3, input_dim=23, d_model=32, num_heads=2, num_layers=1,
+                                             ff_dim=64, dropout=0.0))
+    with torch.no_grad():
+        model.output.bias.copy_(torch.tensor([0.0, 1.5, 1.0]))  # emit words often, so transcripts are not empty
+    fbank = Fbank(num_mel_bins=23, sample_rate=RATE)
+    featurizer = Featurizer(fbank, GlobalCMVN(torch.full((23,), 10.0), torch.full((23,), 3.0)))
+    graph = word_graph(tokenizer, WORDS, {w: [[w]] for w in WORDS}, loop_grammar(2))
+    return save_model_dir(tmp_path / "model", model, tokenizer, featurizer, RATE, WORDS, graph)
+
+
+def _wav(path, seconds, seed):
+    samples = np.random.default_rng(seed).normal(0, 0.1, int(seconds * RATE)).astype(np.float32)
+    soundfile.write(str(path), samples, RATE)
+    return path
+
+
+def test_find_inputs_expands_files_directories_scp_and_manifests(tmp_path):
+    (tmp_path / "dir" / "sub").mkdir(parents=True)
+    a = _wav(tmp_path / "dir" / "a.wav", 0.5, 0)
+    b = _wav(tmp_path / "dir" / "sub" / "b.flac", 0.5, 1)
+    (tmp_path / "dir" / "notes.txt").write_text("not audio")
+    (tmp_path / "wav.scp").write_text(f"utt1 {a}\n\nutt2 {b}\n")
+    write_manifest(tmp_path / "m.jsonl", [Utterance("m1", str(a), 0.5, "NO", "s")])
+    found = list(find_inputs([str(a), str(tmp_path / "dir"), str(tmp_path / "wav.scp"), str(tmp_path / "m.jsonl")]))
+    assert found == [("a", str(a)), ("a", str(a)), ("sub-b", str(b)), ("utt1", str(a)), ("utt2", str(b)),
+                     ("m1", str(a))]
+    with pytest.raises(ValueError, match="nowhere: no such file"):
+        list(find_inputs([str(tmp_path / "nowhere")]))
+    (tmp_path / "bad.scp").write_text("utt1 a.wav\nlonely\n")
+    with pytest.raises(ValueError, match=r"bad.scp, line 2"):
+        list(find_inputs([str(tmp_path / "bad.scp")]))
+
+
+def test_transcripts_are_the_best_graph_path_whatever_the_batch(model_dir, tmp_path):
+    saved = load_model_dir(model_dir)
+    files = [(f"u{i}", str(_wav(tmp_path / f"u{i}.wav", 0.4 + 0.3 * i, i))) for i in range(5)]
+    one_batch = list(Recognizer(saved).transcribe(files, batch_size=5))
+    singles = list(Recognizer(saved).transcribe(files, batch_size=1))
+    assert [t.words for t in one_batch] == [t.words for t in singles]
+    assert any(t.words for t in one_batch)
+    for transcript, (_, path) in zip(one_batch, files):
+        waveform = torch.from_numpy(soundfile.read(path, dtype="float32")[0])
+        features = saved.featurizer(waveform)[None]
+        log_probs, lengths = saved.model(features, torch.tensor([features.shape[1]]))
+        expected, _ = viterbi_words(log_probs.detach().double(), lengths, saved.graph)
+        assert transcript.words == [WORDS[w] for w in expected[0]]
+        assert transcript.starts == sorted(transcript.starts)
+        assert all(0 <= s <= e <= transcript.duration for s, e in zip(transcript.starts, transcript.ends))
+        assert transcript.duration == pytest.approx(waveform.numel() / RATE)
+
+
+def test_cli_reports_bad_files_decodes_the_rest_and_fails_at_the_end(model_dir, tmp_path, capsys):
+    good = _wav(tmp_path / "good.wav", 1.0, 0)
+    empty = tmp_path / "empty.wav"
+    soundfile.write(str(empty), np.zeros(0, dtype=np.float32), RATE)
+    (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
+    status = cli.main(["transcribe", str(model_dir), str(tmp_path / "corrupt.wav"), str(good), str(empty)])
+    out, err = capsys.readouterr()
+    assert status == 1
+    lines = out.splitlines()
+    assert [line.split(" ")[0] for line in lines] == ["good", "empty"] and lines[1] == "empty"
+    assert "corrupt.wav" in err and "2 of 3 files" in err and "real-time factor" in err
+
+
+def test_cli_writes_every_format(model_dir, tmp_path, capsys):
+    audio = [str(_wav(tmp_path / f"f{i}.wav", 1.0, i)) for i in range(2)]
+    out_dir = tmp_path / "out"
+    assert cli.main(["transcribe", str(model_dir), *audio, "-f", "txt,json,ctm,srt,vtt", "-o", str(out_dir)]) == 0
+    texts = (out_dir / "transcripts.txt").read_text().splitlines()
+    records = [json.loads(line) for line in (out_dir / "transcripts.json").read_text().splitlines()]
+    assert [r["id"] for r in records] == ["f0", "f1"]
+    assert [f"{r['id']} {r['text']}".rstrip() for r in records] == texts
+    ctm = (out_dir / "transcripts.ctm").read_text().splitlines()
+    assert len(ctm) == sum(len(r["words"]) for r in records)
+    assert (out_dir / "f0.srt").exists() and (out_dir / "f1.vtt").read_text().startswith("WEBVTT")
+
+
+def test_formats_of_a_known_transcript():
+    t = Transcript("utt", "a.wav", ["YES", "NO"], [0.2, 3661.5], [0.4, 3661.75], 3662.0)
+    assert format_transcript(t, "txt") == "utt YES NO\n"
+    assert format_transcript(t, "ctm") == "utt 1 0.200 0.200 YES\nutt 1 3661.500 0.250 NO\n"
+    assert format_transcript(t, "srt") == ("1\n00:00:00,200 --> 00:00:00,400\nYES\n\n"
+                                           "2\n01:01:01,500 --> 01:01:01,750\nNO\n")
+    assert format_transcript(t, "vtt").startswith("WEBVTT\n\n1\n00:00:00.200 --> 00:00:00.400\nYES\n")
+    record = json.loads(format_transcript(t, "json"))
+    assert record["words"][1] == {"word": "NO", "start": 3661.5, "end": 3661.75}
+    assert format_transcript(Transcript("e", "e.wav"), "txt") == "e\n"
+    with pytest.raises(ValueError, match="unknown format 'doc'"):
+        format_transcript(t, "doc")
+
+
+def test_model_dir_with_mismatched_tokens_is_a_clear_error(model_dir):
+    (model_dir / "tokens.txt").write_text("<blk> 0\nNO 1\n")
+    with pytest.raises(ValueError, match="tokens.txt has 2 tokens but the model outputs 3"):
+        load_model_dir(model_dir)
+    (model_dir / "HLG.pt").unlink()
+    with pytest.raises(ValueError, match="not a model directory .*HLG.pt"):
+        load_model_dir(model_dir)
