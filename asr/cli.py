@@ -75,6 +75,24 @@ def _cmd_transcribe(args) -> int:
     return 1 if failures else 0
 
 
+def _cmd_lm(args) -> int:
+    from .lm import estimate_kneser_ney, write_arpa
+
+    def sentences():
+        for name in args.text:
+            with open(name, encoding="utf-8") as f:
+                for line in f:
+                    words = line.split()[1:] if args.kaldi_text else line.split()
+                    if words:
+                        yield words
+
+    lm = estimate_kneser_ney(sentences(), order=args.order)
+    write_arpa(lm, args.output)
+    sizes = ", ".join(f"{sum(1 for g in lm.probs if len(g) == n):,} {n}-grams" for n in range(1, lm.order + 1))
+    print(f"asr lm: wrote {args.output} ({sizes})", file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr",
@@ -116,6 +134,19 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("--device", default="cpu", help="torch device for the encoder (cpu, cuda, cuda:1)")
     transcribe.add_argument("--batch-size", type=int, default=8, help="files decoded together (default 8)")
     transcribe.set_defaults(run=_cmd_transcribe)
+
+    lm = commands.add_parser(
+        "lm", help="estimate a back-off n-gram LM (modified Kneser-Ney) from text, as ARPA",
+        description="Estimate an interpolated modified Kneser-Ney n-gram model (as KenLM's lmplz does) from "
+                    "text files with one sentence per line, and write it in ARPA format. Words are used as "
+                    "written (normalize case beforehand); <unk> gets the uniform share of the unigram mass.",
+        epilog="example: asr lm data/train/text --kaldi-text --order 3 -o data/lm/3gram.arpa",
+    )
+    lm.add_argument("text", nargs="+", help="text files, one sentence per line")
+    lm.add_argument("-o", "--output", required=True, help="ARPA file to write")
+    lm.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    lm.add_argument("--kaldi-text", action="store_true", help="lines start with an utterance id (Kaldi `text`): drop it")
+    lm.set_defaults(run=_cmd_lm)
     return parser
 
 

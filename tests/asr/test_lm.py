@@ -2,11 +2,12 @@
 
 import itertools
 import math
+from collections import Counter
 
 import pytest
 
 import graphs
-from asr.lm import LN10, NgramLM, grammar_from_arpa, read_arpa, write_arpa
+from asr.lm import LN10, NgramLM, estimate_kneser_ney, grammar_from_arpa, read_arpa, write_arpa
 
 ARPA = """some header text
 
@@ -116,3 +117,78 @@ def test_unigram_model_is_a_loop():
     g = grammar_from_arpa(lm, ["a"])
     best = graphs.viterbi_score(graphs.compose(graphs.sequence_graph([[0, 0]])[0], g)).item()
     assert best == pytest.approx((-0.5 * 2 - 1.0) * LN10) and math.isfinite(best)
+
+
+CORPUS = ["san francisco is foggy", "the city of san francisco", "the fog is in the city",
+          "a city is a city", "in the fog the city is gray", "the city and the fog", "gray is the fog"]
+
+
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_kneser_ney_distributions_sum_to_one_for_every_history(order):
+    lm = estimate_kneser_ney([s.split() for s in CORPUS], order=order)
+    vocabulary = lm.words() + ["</s>"]
+    assert "<unk>" in vocabulary and "san" in vocabulary
+    histories = [ngram for ngram in lm.probs if len(ngram) < order and ngram[-1] != "</s>"] + [("<s>",), ()]
+    for history in histories:
+        total = sum(10 ** lm.log10_prob(w, history) for w in vocabulary)
+        assert total == pytest.approx(1.0, abs=1e-9), history
+
+
+def chen_goodman_discounts(counts) -> dict[int, float]:
+    """D1, D2, D3+ of Chen & Goodman from count-of-counts, clamped to [0.1, k] like estimate_kneser_ney."""
+    t = Counter(min(c, 4) for c in counts)
+    y = t[1] / (t[1] + 2 * t[2])
+    d = {1: 1 - 2 * y * t[2] / t[1], 2: 2 - 3 * y * t[3] / t[2], 3: 3 - 4 * y * t[4] / t[3] if t[3] else 3.0}
+    return {k: min(k, max(0.1, v)) for k, v in d.items()}
+
+
+def test_kneser_ney_probabilities_follow_the_formulas_on_known_counts():
+    lm = estimate_kneser_ney([s.split() for s in CORPUS], order=2)
+    bigrams, left_contexts = Counter(), {}
+    for s in CORPUS:
+        tokens = ["<s>", *s.split(), "</s>"]
+        bigrams.update(zip(tokens, tokens[1:]))
+        for a, b in zip(tokens, tokens[1:]):
+            left_contexts.setdefault(b, set()).add(a)
+    # Unigrams (the back-off distribution) come from continuation counts: "francisco" occurs
+    # twice but only ever after "san" (1 left context), "gray" twice after "is" and <s> (2).
+    a = {w: len(c) for w, c in left_contexts.items()}
+    assert a["francisco"] == 1 and a["gray"] == 2
+    d = chen_goodman_discounts(a.values())
+    total, mass = sum(a.values()), sum(d[min(c, 3)] for c in a.values())
+    vocabulary = len(a) + 1  # the words, </s> and <unk>; <s> is never predicted
+    unigram = {w: (a[w] - d[min(a[w], 3)]) / total + mass / total / vocabulary for w in a}
+    for word in ("francisco", "gray", "city", "</s>"):
+        assert 10 ** lm.probs[(word,)][0] == pytest.approx(unigram[word])
+    assert 10 ** lm.probs[("<unk>",)][0] == pytest.approx(mass / total / vocabulary)
+    # Bigrams, the highest order: raw counts, interpolated with the unigrams.
+    d = chen_goodman_discounts(bigrams.values())
+    after_the = {b: c for (a_, b), c in bigrams.items() if a_ == "the"}
+    total, mass = sum(after_the.values()), sum(d[min(c, 3)] for c in after_the.values())
+    assert 10 ** lm.probs[("the",)][1] == pytest.approx(mass / total)  # back-off weight of "the"
+    for word, count in after_the.items():
+        expected = (count - d[min(count, 3)]) / total + mass / total * unigram[word]
+        assert 10 ** lm.probs[("the", word)][0] == pytest.approx(expected)
+    assert lm.log10_prob("francisco", ["san"]) > lm.probs[("francisco",)][0] + 0.3  # context helps
+
+
+def test_kneser_ney_model_round_trips_through_arpa_and_scores_sentences(tmp_path):
+    lm = estimate_kneser_ney([s.split() for s in CORPUS], order=3)
+    write_arpa(lm, tmp_path / "kn.arpa")
+    again = read_arpa(tmp_path / "kn.arpa")
+    for sentence in ["the city is foggy", "san francisco", "gray fog in the city", "unknown words here"]:
+        words = [w if w in lm.words() else "<unk>" for w in sentence.split()]
+        assert again.sentence_log10_prob(words) == pytest.approx(lm.sentence_log10_prob(words), abs=1e-4)
+        assert math.isfinite(lm.sentence_log10_prob(words))
+
+
+def test_asr_lm_command_writes_a_readable_arpa(tmp_path, capsys):
+    from asr import cli
+
+    (tmp_path / "text").write_text("".join(f"utt{i} {s}\n" for i, s in enumerate(CORPUS)))
+    assert cli.main(["lm", str(tmp_path / "text"), "--kaldi-text", "--order", "3", "-o", str(tmp_path / "lm.arpa")]) == 0
+    lm = read_arpa(tmp_path / "lm.arpa")
+    expected = estimate_kneser_ney([s.split() for s in CORPUS], order=3)
+    assert lm.order == 3 and lm.probs.keys() == expected.probs.keys()
+    assert "3-grams" in capsys.readouterr().err
+    assert cli.main(["lm", str(tmp_path / "missing"), "-o", str(tmp_path / "x.arpa")]) == 2
