@@ -31,18 +31,15 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
-import time
-from pathlib import Path
+from typing import Callable
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from benchmarks.measure import (fmt_bytes, measure_in_subprocess as run_measuring_process, now,
+                                 peak_rss_increase, report_measurement, short_error)
+
 TARGET_RATIO = 1.5
-MEASURE_PREFIX = "MEASURE-RESULT "
 CASES = {
     "a": dict(B=16, T=300, V=30, U=60, title="(a) B=16 T=300 V=30 U=60"),
     "b": dict(B=32, T=150, V=10001, U=40, title="(b) B=32 T=150 V=10001 U=40 (gtn's benchmark shape)"),
@@ -51,43 +48,6 @@ SIDES = ("ours", "torch")
 
 
 # --------------------------------------------------------------------------- helpers
-def now() -> float:
-    return time.perf_counter()
-
-
-def rss_kib(field_name: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    raise KeyError(field_name)
-
-
-def reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
-
-
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return str(n)
-
-
-def short_error(e: BaseException, limit: int = 160) -> str:
-    text = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
 def synchronize(device) -> None:
     import torch
 
@@ -111,39 +71,33 @@ def make_inputs(case: dict, device, dtype, seed: int) -> dict:
     }
 
 
-def run_ours(inp: dict) -> tuple[dict, tuple]:
-    """One forward + backward of our CTCLoss; returns (stage seconds, (loss, grad))."""
-    from asr.losses import CTCLoss
-
+def _timed(inp: dict, loss_of: Callable) -> tuple[dict, tuple]:
+    """One forward (`loss_of(logits)`) + backward from fresh logits; (stage seconds, (loss, grad))."""
     device = inp["device"]
     synchronize(device)
     t0 = now()
     x = inp["logits"].detach().requires_grad_(True)
-    loss = CTCLoss(blank=0, reduction="mean")(x.log_softmax(-1), inp["targets"], inp["input_lengths"],
-                                               inp["target_lengths"])
+    loss = loss_of(x)
     synchronize(device)
     t1 = now()
     loss.backward()
     synchronize(device)
     t2 = now()
     return {"forward": t1 - t0, "backward": t2 - t1}, (loss.detach(), x.grad)
+
+
+def run_ours(inp: dict) -> tuple[dict, tuple]:
+    from asr.losses import CTCLoss
+
+    loss = CTCLoss(blank=0, reduction="mean")
+    return _timed(inp, lambda x: loss(x.log_softmax(-1), inp["targets"], inp["input_lengths"], inp["target_lengths"]))
 
 
 def run_torch(inp: dict) -> tuple[dict, tuple]:
     import torch.nn.functional as F
 
-    device = inp["device"]
-    synchronize(device)
-    t0 = now()
-    x = inp["logits"].detach().requires_grad_(True)
-    loss = F.ctc_loss(x.log_softmax(-1).transpose(0, 1), inp["targets"], inp["input_lengths"], inp["target_lengths"],
-                      blank=0, reduction="mean")
-    synchronize(device)
-    t1 = now()
-    loss.backward()
-    synchronize(device)
-    t2 = now()
-    return {"forward": t1 - t0, "backward": t2 - t1}, (loss.detach(), x.grad)
+    return _timed(inp, lambda x: F.ctc_loss(x.log_softmax(-1).transpose(0, 1), inp["targets"], inp["input_lengths"],
+                                            inp["target_lengths"], blank=0, reduction="mean"))
 
 
 RUNNERS = {"ours": run_ours, "torch": run_torch}
@@ -228,37 +182,18 @@ def measure_main(case_key: str, side: str, args) -> None:
             torch.cuda.synchronize()
             peak = torch.cuda.max_memory_allocated()
             result.update(status="ok", peak_bytes=max(peak - base, 0), method="cuda max_memory_allocated")
-        elif reset_peak_rss():
-            base = rss_kib("VmRSS")
-            RUNNERS[side](inp)
-            result.update(status="ok", peak_bytes=max(rss_kib("VmHWM") - base, 0) * 1024,
-                          method="VmHWM after clear_refs")
         else:
-            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            RUNNERS[side](inp)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            result.update(status="ok", peak_bytes=max(peak - base, 0) * 1024, method="ru_maxrss")
+            result.update(status="ok", **peak_rss_increase(lambda: RUNNERS[side](inp)))
     except Exception as e:
         result.update(status="failed", why=short_error(e))
-    print(MEASURE_PREFIX + json.dumps(result), flush=True)
+    report_measurement(result)
 
 
 def measure_in_subprocess(case_key: str, side: str, args) -> dict:
-    cmd = [sys.executable, "-m", "benchmarks.ctc", "--measure", case_key, side, "--device", args.device,
-           "--dtype", args.dtype, "--seed", str(args.seed)]
+    arguments = ["--measure", case_key, side, "--device", args.device, "--dtype", args.dtype, "--seed", str(args.seed)]
     if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=args.measure_timeout)
-    except subprocess.TimeoutExpired:
-        return {"status": "failed", "why": f"timed out after {args.measure_timeout}s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith(MEASURE_PREFIX):
-            return json.loads(line[len(MEASURE_PREFIX):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-    return {"status": "failed", "why": f"subprocess exit {proc.returncode}: {tail[0]}"}
+        arguments += ["--threads", str(args.threads)]
+    return run_measuring_process("benchmarks.ctc", arguments, args.measure_timeout)
 
 
 # --------------------------------------------------------------------------- report

@@ -41,22 +41,17 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
-import resource
 import statistics
-import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 from benchmarks import inputs as bi
+from benchmarks.measure import (fmt_bytes, measure_in_subprocess as run_measuring_process, now,
+                                 peak_rss_increase, report_measurement, short_error)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 TARGET_RATIO = 3.0
-MEASURE_PREFIX = "MEASURE-RESULT "
 
 
 # --------------------------------------------------------------------------- helpers
@@ -101,41 +96,14 @@ def ours_arc_sort(g, olabel: bool, notes: list):
     return g
 
 
-def short_error(e: BaseException, limit: int = 160) -> str:
-    text = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def now() -> float:
-    return time.perf_counter()
 
 
-def rss_kib(field_name: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    raise KeyError(field_name)
 
 
-def reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
-def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return str(n)
 
 
 def fmt_s(x: float | None) -> str:
@@ -405,43 +373,21 @@ def measure_main(case_key: str, side_name: str, args) -> None:
         inp = case.build(args)
         prepared = side.prepare(inp)
         gc.collect()
-        if reset_peak_rss():
-            method = "VmHWM after clear_refs"
-            base = rss_kib("VmRSS")
-            side.run(prepared)
-            peak = rss_kib("VmHWM")
-        else:
-            method = "ru_maxrss"
-            base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            side.run(prepared)
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        result.update(status="ok", peak_bytes=max(peak - base, 0) * 1024, base_bytes=base * 1024, method=method)
+        result.update(status="ok", **peak_rss_increase(lambda: side.run(prepared)))
     except Unavailable as e:
         result.update(status="unavailable", why=str(e))
     except Exception as e:
         result.update(status="failed", why=short_error(e))
-    print(MEASURE_PREFIX + json.dumps(result), flush=True)
+    report_measurement(result)
 
 
 def measure_in_subprocess(case_key: str, side_name: str, args) -> dict:
-    cmd = [
-        sys.executable, "-m", "benchmarks.graph_ops", "--measure", case_key, side_name,
-        "--words", str(args.words), "--bigrams", str(args.bigrams), "--frames", str(args.frames),
-        "--labels", str(args.labels), "--target", str(args.target), "--seed", str(args.seed),
-    ]
+    arguments = ["--measure", case_key, side_name, "--words", str(args.words), "--bigrams", str(args.bigrams),
+                 "--frames", str(args.frames), "--labels", str(args.labels), "--target", str(args.target),
+                 "--seed", str(args.seed)]
     if args.threads:
-        cmd += ["--threads", str(args.threads)]
-    env = dict(os.environ)
-    env["PYTHONPATH"] = str(REPO_ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    try:
-        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=args.measure_timeout)
-    except subprocess.TimeoutExpired:
-        return {"status": "failed", "why": f"timed out after {args.measure_timeout}s"}
-    for line in proc.stdout.splitlines():
-        if line.startswith(MEASURE_PREFIX):
-            return json.loads(line[len(MEASURE_PREFIX):])
-    tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or [f"exit {proc.returncode}"]
-    return {"status": "failed", "why": f"subprocess exit {proc.returncode}: {tail[0]}"}
+        arguments += ["--threads", str(args.threads)]
+    return run_measuring_process("benchmarks.graph_ops", arguments, args.measure_timeout)
 
 
 # --------------------------------------------------------------------------- report
