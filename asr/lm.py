@@ -221,7 +221,7 @@ def estimate_kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3) -> N
             lm.probs[ngram] = (math.log10(p), None)
         if n == 1:
             lm.probs[(BOS,)] = (-99.0, None)  # <s> is never predicted
-        lower = {**lower, **probs}
+        lower.update(probs)
     return lm
 
 

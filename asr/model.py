@@ -214,7 +214,7 @@ class TransformerEncoder(nn.Module):
         if window:
             positions = torch.arange(x.shape[1], device=x.device)
             near = (positions[:, None] - positions[None, :]).abs() <= window
-            key_mask = key_mask & near  # [B, 1, T', T']; the diagonal keeps every row attendable
+            key_mask = key_mask & near  # [B, 1, T', T']; a valid frame always keeps itself as a key
         for layer in self.layers:
             x = layer(x, key_mask)
         return self.output(self.final_norm(x)).log_softmax(dim=-1), out_lengths

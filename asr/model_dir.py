@@ -61,7 +61,7 @@ class ModelDir:
 
 
 def save_model_dir(folder: str | Path, model: TransformerEncoder, tokenizer: Tokenizer, featurizer: Featurizer,
-                   sample_rate: int, words: Sequence[str], graph: graphs.Graph) -> Path:
+                   words: Sequence[str], graph: graphs.Graph) -> Path:
     """Write the directory described in the module docstring; returns its path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ def save_model_dir(folder: str | Path, model: TransformerEncoder, tokenizer: Tok
     write_words_txt(list(words), folder / "words.txt")
     featurizer.cmvn.save(folder / "cmvn.json")
     fbank = featurizer.fbank
-    options = {"sample_rate": sample_rate, "num_mel_bins": fbank.num_mel_bins,
+    options = {"sample_rate": fbank.sample_rate, "num_mel_bins": fbank.num_mel_bins,
                "frame_length_ms": fbank.frame_length_ms, "frame_shift_ms": fbank.frame_shift_ms}
     write_atomic(folder / "features.json", json.dumps(options, indent=2) + "\n")
     graphs.save(graph, folder / "HLG.pt")

@@ -163,6 +163,8 @@ class WordRecipe:
             write_manifests(exp, splits)
             fit_cmvn(splits["train"], self.sample_rate, fbank).save(exp / "cmvn.json")
             PhoneTokenizer(self.pronunciations, phones=self.tokens()).save(exp / "lang")
+        if not any(args.stage <= n <= args.stop_stage for n in (2, 3)):
+            return None  # nothing below is selected, and stage 1's outputs may not exist yet
         tokenizer = Tokenizer.load(exp / "lang")
         featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
         test = read_manifest(exp / "test.jsonl")
@@ -175,7 +177,7 @@ class WordRecipe:
                 TrainerConfig(exp_dir=str(exp), seed=args.seed, **self.train), train_loader, sampler, test_loader,
                 tokenizer, args.device, augment=SpecAugment(**self.augment) if self.augment else None)
             graph = word_graph(tokenizer, self.words, self.pronunciations, self.grammar())
-            save_model_dir(exp / "model", model, tokenizer, featurizer, self.sample_rate, self.words, graph)
+            save_model_dir(exp / "model", model, tokenizer, featurizer, self.words, graph)
             write_atomic(exp / "train_seconds", f"{seconds}\n")
         if stage(args, 3, "decode and score"):
             saved = load_model_dir(exp / "model")

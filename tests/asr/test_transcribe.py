@@ -32,7 +32,7 @@ def model_dir(tmp_path):
     fbank = Fbank(num_mel_bins=23, sample_rate=RATE)
     featurizer = Featurizer(fbank, GlobalCMVN(torch.full((23,), 10.0), torch.full((23,), 3.0)))
     graph = word_graph(tokenizer, WORDS, {w: [[w]] for w in WORDS}, loop_grammar(2))
-    return save_model_dir(tmp_path / "model", model, tokenizer, featurizer, RATE, WORDS, graph)
+    return save_model_dir(tmp_path / "model", model, tokenizer, featurizer, WORDS, graph)
 
 
 def _wav(path, seconds, seed):
