@@ -156,3 +156,15 @@ def test_attention_window_limits_what_each_frame_sees():
     assert not torch.allclose(before[0, first_touched:], after[0, first_touched:])
     with pytest.raises(ValueError, match="attention_window"):
         EncoderConfig(vocab_size=5, attention_window=-1)
+
+
+def test_blank_bias_starts_from_mostly_blank_emissions():
+    """blank_bias raises the initial blank logit by that much, so untrained emissions are mostly blank."""
+    torch.manual_seed(0)
+    plain = TransformerEncoder(tiny_config(vocab_size=5)).eval()
+    torch.manual_seed(0)
+    biased = TransformerEncoder(tiny_config(vocab_size=5, blank_bias=3.0)).eval()
+    features, lengths = torch.randn(2, 40, 20), torch.tensor([40, 31])
+    assert torch.allclose(biased.output.bias - plain.output.bias, torch.tensor([3.0, 0, 0, 0, 0]))
+    blank_share = biased(features, lengths)[0][..., 0].exp().mean()
+    assert blank_share > 0.7 > plain(features, lengths)[0][..., 0].exp().mean()
