@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
+import torch
+
 import graphs
 
 
@@ -47,3 +49,61 @@ def remove_disambig(graph: graphs.Graph, first_disambig: int) -> graphs.Graph:
     ilabel = graph.ilabel.masked_fill(graph.ilabel >= first_disambig, graphs.EPSILON)
     return graphs.Graph.from_arrays(graph.src, graph.dst, ilabel, graph.olabel, weight=graph.weight,
                                     start=graph.start, accept=graph.accept, num_nodes=graph.num_nodes)
+
+
+def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], grammar: graphs.Graph,
+                backoff_label: int | None = None, blank: int = 0, modified_topology: bool = False,
+                delta: float = 1.0 / 1024) -> graphs.Graph:
+    """HLG = H o min(det(L o G)) with the disambiguation symbols removed, as Kaldi's mkgraph and
+    icefall's compile_hlg build it: frame labels in, word labels out.
+
+    `lexicon` holds (word label, token ids) entries (tokens 0..num_tokens-1, `blank` excluded);
+    `grammar` is an acceptor over the same word labels whose back-off arcs carry
+    `backoff_label` (a label no word uses; None when G has no back-off arcs). Pronunciations
+    get #k symbols (`add_disambig_symbols`), numbered from `num_tokens`; L emits each word on
+    its last arc, so L o G is determinized and minimized as an acceptor over (token, word)
+    pairs (determinized in the log semiring, so path weights are summed, not maxed). Then every #k
+    becomes epsilon, and H is the CTC topology (`modified_topology`: k2's O(V) variant for
+    large token sets). The result keeps epsilon input arcs (back-off arcs, and words that
+    end on a #k): decode it with `asr.decode.beam_search`.
+    """
+    marked, largest = add_disambig_symbols([(word, list(tokens)) for word, tokens in lexicon])
+    first_disambig = num_tokens
+    entries = [(word, [t if isinstance(t, int) else first_disambig + int(t[1:]) for t in tokens])
+               for word, tokens in marked]
+    words_end = 1 + max([w for w, _ in entries] + [int(grammar.olabel.max()) if grammar.num_arcs else -1])
+    if backoff_label is not None:
+        entries.append((backoff_label, [first_disambig]))  # the #0 self-loop: G's back-off passes through L
+        words_end = max(words_end, backoff_label + 1)
+    lexicon_fst = graphs.arc_sort(graphs.lexicon_graph(entries, word_position="last"), by="olabel")
+    lg = graphs.connect(graphs.compose(lexicon_fst, grammar))
+    encoded, decode_pair = _encode_pairs(lg, words_end)
+    # Minimized after pushing in the tropical semiring, as Kaldi's fstminimizeencoded does: the
+    # log-semiring total of G's paths diverges (words are reachable both directly and through
+    # back-off arcs), while pushing by tropical potentials keeps every path's weight.
+    encoded = graphs.minimize(graphs.determinize(encoded, "log", delta=delta), "tropical", delta=delta)
+    ilabel, olabel = decode_pair(encoded.ilabel)
+    ilabel = ilabel.masked_fill(ilabel >= first_disambig, graphs.EPSILON)
+    if backoff_label is not None:
+        olabel = olabel.masked_fill(olabel == backoff_label, graphs.EPSILON)
+    lg = graphs.Graph.from_arrays(encoded.src, encoded.dst, ilabel, olabel, weight=encoded.weight,
+                                  start=encoded.start, accept=encoded.accept, num_nodes=encoded.num_nodes)
+    topology = graphs.ctc_topology(num_tokens, blank, modified=modified_topology)
+    return graphs.connect(graphs.compose(topology, graphs.arc_sort(lg, by="ilabel")))
+
+
+def _encode_pairs(graph: graphs.Graph, num_outputs: int):
+    """`graph` as an acceptor over pair labels i * (num_outputs + 1) + (o + 1), epsilon:epsilon
+    staying epsilon; and the function mapping pair labels back to (ilabel, olabel)."""
+    both_eps = (graph.ilabel == graphs.EPSILON) & (graph.olabel == graphs.EPSILON)
+    pair = torch.where(both_eps, graphs.EPSILON, (graph.ilabel + 1) * (num_outputs + 1) + graph.olabel + 1)
+    encoded = graphs.Graph.from_arrays(graph.src, graph.dst, pair, pair, weight=graph.weight.detach(),
+                                       start=graph.start, accept=graph.accept, num_nodes=graph.num_nodes)
+
+    def decode_pair(labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        eps = labels == graphs.EPSILON
+        ilabel = torch.div(labels, num_outputs + 1, rounding_mode="floor") - 1
+        olabel = labels % (num_outputs + 1) - 1
+        return ilabel.masked_fill(eps, graphs.EPSILON), olabel.masked_fill(eps, graphs.EPSILON)
+
+    return encoded, decode_pair
