@@ -2,7 +2,8 @@
 
 The decoding graph HLG maps frame labels to words: H is the CTC topology, L the lexicon,
 G the grammar (an acceptor over words). Its best path through the emissions is found by
-`graphs.align_dense`; the words are the output labels of the arcs taken.
+`graphs.align_dense`; the words are the output labels of the arcs taken. Large graphs
+(`asr.lang.compile_hlg`, with epsilon arcs) are searched with `WfstDecoder` (beam search).
 """
 
 from __future__ import annotations
@@ -10,6 +11,10 @@ from __future__ import annotations
 import torch
 
 import graphs
+
+from .beam_search import BeamSearchResult, WfstDecoder
+
+__all__ = ["BeamSearchResult", "WfstDecoder", "decoding_graph", "greedy_ctc", "viterbi_words"]
 
 
 def greedy_ctc(log_probs: torch.Tensor, lengths, blank: int = 0) -> list[list[int]]:

@@ -1,0 +1,277 @@
+"""WFST beam search: token passing through a decoding graph (HLG), batched and vectorized.
+
+Each frame, every active (utterance, graph node) token is expanded along all its emitting
+arcs at once; candidates below the utterance's best minus `beam` are dropped, and tokens
+reaching the same node are recombined (Viterbi: the best one survives); at most
+`max_active` tokens per utterance are expanded. Epsilon-input arcs (back-off arcs, words ending
+on a removed disambiguation symbol, k2's modified CTC topology) are then followed until no
+token improves, as Kaldi's ProcessNonemitting does. The frame loop is the only Python loop;
+utterances, tokens and arcs are tensor dimensions, so the same code runs on CPU and CUDA.
+
+Traceback keeps only word arcs: a token carries the id of its last word record (word,
+frame, previous record), so memory grows with the words hypothesized, not with frames.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+import graphs
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class BeamSearchResult:
+    """Best path of each utterance: `words[b]` (graph output labels), `word_frames[b]` (the
+    frame at which each word's arc was taken: the word's last token), `score` [B] (-inf when
+    no token survived), and `reached_final[b]` (False when the best path had to end outside
+    the graph's accept nodes, as Kaldi falls back when no final state is active)."""
+
+    words: list[list[int]]
+    word_frames: list[list[int]]
+    score: torch.Tensor
+    reached_final: list[bool]
+
+
+class _Arcs:
+    """Arcs of one kind (emitting or epsilon-input) grouped by source node, on the device."""
+
+    def __init__(self, graph: graphs.Graph, mask: torch.Tensor, weight: torch.Tensor, device):
+        src = graph.src[mask]
+        order = torch.argsort(src, stable=True)
+        self.dst = graph.dst[mask][order].to(device)
+        self.ilabel = graph.ilabel[mask][order].to(device)
+        self.olabel = graph.olabel[mask][order].to(device)
+        self.weight = weight[mask][order].to(device)
+        counts = torch.bincount(src, minlength=graph.num_nodes)
+        self.offsets = torch.zeros(graph.num_nodes + 1, dtype=torch.long)
+        self.offsets[1:] = torch.cumsum(counts, 0)
+        self.offsets = self.offsets.to(device)
+
+    def expand(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(token index, arc index) for every arc leaving each token's node."""
+        first, end = self.offsets[nodes], self.offsets[nodes + 1]
+        counts = end - first
+        token = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), counts)
+        starts = torch.cumsum(counts, 0) - counts
+        arc = first[token] + torch.arange(token.numel(), device=nodes.device) - starts[token]
+        return token, arc
+
+
+class WfstDecoder:
+    """Beam search through one decoding graph, reused across batches.
+
+    Arc scores are `lm_scale * weight + word_score` on word arcs (the graph's weights are the
+    language model's, in natural log; `word_score` is flashlight's word insertion bonus), plus
+    the emission score of the arc's input label.
+    """
+
+    def __init__(self, graph: graphs.Graph, beam: float = 16.0, max_active: int = 2000, lm_scale: float = 1.0,
+                 word_score: float = 0.0, device: str | torch.device = "cpu"):
+        if beam <= 0 or max_active < 1:
+            raise ValueError(f"beam must be > 0 and max_active >= 1, got {beam} and {max_active}")
+        self.beam, self.max_active, self.device = float(beam), int(max_active), torch.device(device)
+        weight = graph.weight.detach().float() * lm_scale + word_score * (graph.olabel != graphs.EPSILON).float()
+        emitting = graph.ilabel != graphs.EPSILON
+        self.emitting = _Arcs(graph, emitting, weight, self.device)
+        self.epsilon = _Arcs(graph, ~emitting, weight, self.device)
+        self.num_nodes = graph.num_nodes
+        self.start = torch.as_tensor(graph.start, dtype=torch.long).reshape(-1).to(self.device)
+        self.is_accept = torch.zeros(graph.num_nodes, dtype=torch.bool)
+        self.is_accept[torch.as_tensor(graph.accept, dtype=torch.long)] = True
+        self.is_accept = self.is_accept.to(self.device)
+
+    @torch.no_grad()
+    def __call__(self, log_probs: torch.Tensor, lengths) -> BeamSearchResult:
+        """Decode emissions [B, T, V] (utterance b uses its first lengths[b] frames)."""
+        log_probs = log_probs.to(self.device, torch.float32)
+        size, frames, vocab = log_probs.shape
+        lengths = torch.as_tensor(lengths, device=self.device).long().reshape(-1)
+        if lengths.numel() != size:
+            raise ValueError(f"beam search: {lengths.numel()} lengths for a batch of {size}")
+        if self.emitting.ilabel.numel() and int(self.emitting.ilabel.max()) >= vocab:
+            raise ValueError(f"beam search: the graph has input labels >= {vocab}, the emissions' vocabulary")
+        records = _Records(self.device)
+        utt = torch.arange(size, device=self.device).repeat_interleave(self.start.numel())
+        tokens = _Tokens(utt, self.start.repeat(size), torch.zeros(utt.numel(), device=self.device),
+                         torch.full_like(utt, -1))
+        tokens = self._follow_epsilons(tokens, records, -1, size)
+        finished: list[_Tokens] = [tokens.select(lengths[tokens.utt] == 0)]
+        for t in range(frames):
+            tokens = tokens.select(lengths[tokens.utt] > t)
+            if not tokens.utt.numel():
+                break
+            tokens = self._advance(tokens, log_probs[:, t], records, t, size)
+            tokens = self._follow_epsilons(tokens, records, t, size)
+            finished.append(tokens.select(lengths[tokens.utt] == t + 1))
+        return self._best_paths(_Tokens.cat(finished), records, size)
+
+    def _advance(self, tokens: _Tokens, frame_log_probs: torch.Tensor, records: _Records, t: int, size: int
+                 ) -> _Tokens:
+        tokens = tokens.select(self._within_max_active(tokens))  # as Kaldi: on all tokens, epsilon-reached too
+        token, arc = self.emitting.expand(tokens.node)
+        arcs = self.emitting
+        utt = tokens.utt[token]
+        score = tokens.score[token] + arcs.weight[arc] + frame_log_probs[utt, arcs.ilabel[arc]]
+        keep = score >= _best(utt, score, size)[utt] - self.beam
+        token, arc, utt, score = token[keep], arc[keep], utt[keep], score[keep]
+        winner = self._recombine(utt, arcs.dst[arc], score)
+        token, arc = token[winner], arc[winner]
+        record = records.extend(tokens.record[token], arcs.olabel[arc], t)
+        return _Tokens(tokens.utt[token], arcs.dst[arc], score[winner], record)
+
+    def _follow_epsilons(self, tokens: _Tokens, records: _Records, frame: int, size: int) -> _Tokens:
+        """Relax epsilon-input arcs until no token improves (each round strictly raises some
+        node's score, so cycles of non-positive weight end the loop)."""
+        if not self.epsilon.dst.numel():
+            return tokens
+        frontier = torch.arange(tokens.utt.numel(), device=self.device)
+        while frontier.numel():
+            token, arc = self.epsilon.expand(tokens.node[frontier])
+            if not token.numel():
+                break
+            token = frontier[token]
+            utt = tokens.utt[token]
+            score = tokens.score[token] + self.epsilon.weight[arc]
+            keep = score >= _best(tokens.utt, tokens.score, size)[utt] - self.beam
+            token, arc, utt, score = token[keep], arc[keep], utt[keep], score[keep]
+            dst = self.epsilon.dst[arc]
+            winner = self._recombine(utt, dst, score)
+            token, arc, utt, dst, score = token[winner], arc[winner], utt[winner], dst[winner], score[winner]
+            tokens, frontier = tokens.merge(utt, dst, score, lambda: records.extend(
+                tokens.record[token], self.epsilon.olabel[arc], frame), self.num_nodes)
+        return tokens
+
+    def _recombine(self, utt: torch.Tensor, node: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        """Index of the best candidate for each distinct (utterance, node)."""
+        key = utt * self.num_nodes + node
+        order = torch.argsort(score, descending=True, stable=True)
+        order = order[torch.argsort(key[order], stable=True)]  # by key, best first within a key
+        sorted_key = key[order]
+        first = torch.ones_like(sorted_key, dtype=torch.bool)
+        first[1:] = sorted_key[1:] != sorted_key[:-1]
+        return order[first]
+
+    def _within_max_active(self, tokens: _Tokens) -> torch.Tensor:
+        """Mask of each utterance's `max_active` best tokens."""
+        counts = torch.bincount(tokens.utt)
+        if not counts.numel() or int(counts.max()) <= self.max_active:
+            return torch.ones_like(tokens.utt, dtype=torch.bool)
+        order = torch.argsort(tokens.score, descending=True, stable=True)
+        order = order[torch.argsort(tokens.utt[order], stable=True)]
+        first_of_utt = torch.cumsum(counts, 0) - counts
+        rank = torch.arange(order.numel(), device=order.device) - first_of_utt[tokens.utt[order]]
+        keep = torch.zeros_like(tokens.utt, dtype=torch.bool)
+        keep[order[rank < self.max_active]] = True
+        return keep
+
+    def _best_paths(self, tokens: _Tokens, records: _Records, size: int) -> BeamSearchResult:
+        final = self.is_accept[tokens.node]
+        # Prefer tokens in accept nodes: push the others below every final score.
+        rank_score = torch.where(final, tokens.score, tokens.score - 1e30)
+        best_rank = _best(tokens.utt, rank_score, size)
+        best = torch.full((size,), -1, dtype=torch.long, device=self.device)
+        is_best = rank_score == best_rank[tokens.utt]
+        best.scatter_(0, tokens.utt[is_best], torch.nonzero(is_best).flatten())
+        found = best >= 0
+        score = torch.full((size,), NEG_INF, device=self.device)
+        score[found] = tokens.score[best[found]]
+        reached = torch.zeros(size, dtype=torch.bool, device=self.device)
+        reached[found] = final[best[found]]
+        record = torch.full((size,), -1, dtype=torch.long, device=self.device)
+        record[found] = tokens.record[best[found]]
+        words, word_frames = records.trace(record)
+        return BeamSearchResult(words, word_frames, score.cpu(), reached.cpu().tolist())
+
+
+def _best(utt: torch.Tensor, score: torch.Tensor, size: int) -> torch.Tensor:
+    """Best score of each of `size` utterances (-inf for one without candidates)."""
+    return torch.full((size,), NEG_INF, device=score.device).scatter_reduce(0, utt, score, "amax")
+
+
+@dataclass
+class _Tokens:
+    """Active hypotheses: utterance, graph node, score and last word record of each."""
+
+    utt: torch.Tensor
+    node: torch.Tensor
+    score: torch.Tensor
+    record: torch.Tensor
+
+    def select(self, mask: torch.Tensor) -> _Tokens:
+        return _Tokens(self.utt[mask], self.node[mask], self.score[mask], self.record[mask])
+
+    @staticmethod
+    def cat(parts: list[_Tokens]) -> _Tokens:
+        return _Tokens(*(torch.cat([getattr(p, name) for p in parts]) for name in ("utt", "node", "score", "record")))
+
+    def merge(self, utt, node, score, make_records, num_nodes: int) -> tuple[_Tokens, torch.Tensor]:
+        """Add candidates (one per distinct key) that beat the token already at their node or
+        find none; returns the tokens and the indexes of the changed ones (the next frontier)."""
+        key = self.utt * num_nodes + self.node
+        order = torch.argsort(key)
+        sorted_key = key[order]
+        new_key = utt * num_nodes + node
+        position = torch.searchsorted(sorted_key, new_key).clamp(max=max(sorted_key.numel() - 1, 0))
+        exists = sorted_key.numel() > 0
+        match = (sorted_key[position] == new_key) if exists else torch.zeros_like(new_key, dtype=torch.bool)
+        existing = order[position] if exists else position
+        improves = ~match | (score > self.score[existing].where(match, torch.full_like(score, NEG_INF)))
+        if not bool(improves.any()):
+            return self, torch.empty(0, dtype=torch.long, device=utt.device)
+        records = make_records()
+        replace = improves & match
+        add = improves & ~match
+        score_all, record_all = self.score.clone(), self.record.clone()
+        score_all[existing[replace]] = score[replace]
+        record_all[existing[replace]] = records[replace]
+        base = self.utt.numel()
+        merged = _Tokens(torch.cat([self.utt, utt[add]]), torch.cat([self.node, node[add]]),
+                         torch.cat([score_all, score[add]]), torch.cat([record_all, records[add]]))
+        frontier = torch.cat([existing[replace], base + torch.arange(int(add.sum()), device=utt.device)])
+        return merged, frontier
+
+
+class _Records:
+    """Word records (word, frame, previous record) appended as tokens take word arcs."""
+
+    def __init__(self, device):
+        self.word, self.frame, self.previous = [], [], []
+        self.size = 0
+        self.device = device
+
+    def extend(self, previous: torch.Tensor, olabel: torch.Tensor, frame: int) -> torch.Tensor:
+        """Record id of each new token: a new record where it took a word arc, else its previous one."""
+        is_word = olabel != graphs.EPSILON
+        count = int(is_word.sum())
+        result = previous.clone()
+        if count:
+            result[is_word] = self.size + torch.arange(count, device=previous.device)
+            self.word.append(olabel[is_word])
+            self.previous.append(previous[is_word])
+            self.frame.append(torch.full((count,), frame, dtype=torch.long, device=previous.device))
+            self.size += count
+        return result
+
+    def trace(self, record: torch.Tensor) -> tuple[list[list[int]], list[list[int]]]:
+        """Words and frames from the first record to each given one (all utterances at once)."""
+        if not self.size:
+            return [[] for _ in range(record.numel())], [[] for _ in range(record.numel())]
+        word, frame, previous = (torch.cat(x).cpu() for x in (self.word, self.frame, self.previous))
+        record = record.cpu()
+        steps_word, steps_frame = [], []
+        while bool((record >= 0).any()):
+            live = record >= 0
+            safe = record.clamp(min=0)
+            steps_word.append(torch.where(live, word[safe], -2))
+            steps_frame.append(torch.where(live, frame[safe], -2))
+            record = torch.where(live, previous[safe], record)
+        if not steps_word:
+            return [[] for _ in range(record.numel())], [[] for _ in range(record.numel())]
+        words = torch.stack(steps_word[::-1], 1)
+        frames = torch.stack(steps_frame[::-1], 1)
+        keep = words != -2
+        return ([row[k].tolist() for row, k in zip(words, keep)], [row[k].tolist() for row, k in zip(frames, keep)])

@@ -1,0 +1,99 @@
+"""WFST beam search against exact Viterbi decoding through the unoptimized graph."""
+
+import random
+
+import pytest
+import torch
+
+import graphs
+from asr.beam_search import WfstDecoder
+from asr.decode import decoding_graph, viterbi_words
+from asr.lang import compile_hlg
+from asr.lm import estimate_kneser_ney, grammar_from_arpa
+
+SPELLINGS = {"ab": [1, 2], "a": [1], "abc": [1, 2, 3], "ba": [2, 1], "c": [3], "cc": [3, 3], "ab2": [1, 2]}
+WORDS = list(SPELLINGS)
+LEXICON = [(i, SPELLINGS[w]) for i, w in enumerate(WORDS)]
+
+
+@pytest.fixture(scope="module")
+def lm():
+    rng = random.Random(0)
+    return estimate_kneser_ney([[rng.choice(WORDS) for _ in range(rng.randint(1, 5))] for _ in range(30)], 3)
+
+
+def hlg(lm, **options):
+    grammar = grammar_from_arpa(lm, WORDS, backoff_label=len(WORDS))
+    return compile_hlg(4, LEXICON, grammar, backoff_label=len(WORDS), **options)
+
+
+def exact_viterbi(lm, log_probs, lengths):
+    """Best word sequences through H o L o G built without disambiguation or optimization
+    (back-off epsilons removed in the tropical semiring: a path's weight is its best route)."""
+    reference = decoding_graph(4, LEXICON, graphs.remove_epsilon(grammar_from_arpa(lm, WORDS), "tropical"))
+    reference = graphs.remove_epsilon(reference, "tropical")  # (the arc of an empty sentence, from G's </s>)
+    keep = reference.ilabel != graphs.EPSILON  # is left for the empty sequence, which no utterance here is
+    reference = graphs.Graph.from_arrays(reference.src[keep], reference.dst[keep], reference.ilabel[keep],
+                                         reference.olabel[keep], weight=reference.weight[keep].double(),
+                                         start=reference.start, accept=reference.accept,
+                                         num_nodes=reference.num_nodes)
+    return viterbi_words(log_probs.double(), lengths, reference)
+
+
+def emissions(seed, size=6, frames=20, sharpness=3.0):
+    torch.manual_seed(seed)
+    return (sharpness * torch.randn(size, frames, 4)).log_softmax(-1), torch.tensor([20, 15, 9, 4, 1, 2])[:size]
+
+
+@pytest.mark.parametrize("modified", [False, True])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_unpruned_search_finds_the_exact_best_path(lm, modified, seed):
+    log_probs, lengths = emissions(seed)
+    result = WfstDecoder(hlg(lm, modified_topology=modified), beam=1e9, max_active=10**6)(log_probs, lengths)
+    words, alignment = exact_viterbi(lm, log_probs, lengths)
+    assert result.words == words
+    assert torch.allclose(result.score.double(), alignment.score, atol=1e-4)
+    assert all(result.reached_final)
+    for frames, length in zip(result.word_frames, lengths.tolist()):
+        assert frames == sorted(frames) and all(0 <= f < length for f in frames)
+
+
+def test_pruning_trades_score_for_fewer_tokens_and_never_beats_exact(lm):
+    log_probs, lengths = emissions(3, sharpness=1.0)
+    graph = hlg(lm)
+    exact = WfstDecoder(graph, beam=1e9, max_active=10**6)(log_probs, lengths).score
+    for beam, max_active in [(4.0, 10**6), (1e9, 3), (2.0, 1)]:
+        pruned = WfstDecoder(graph, beam=beam, max_active=max_active)(log_probs, lengths)
+        final = torch.tensor(pruned.reached_final)
+        assert final.any() and (pruned.score[final] <= exact[final] + 1e-4).all()
+        assert all(0 <= w < len(WORDS) for words in pruned.words for w in words)
+    # with sharp emissions the best path stands out, and a narrow beam finds it
+    log_probs, lengths = emissions(4, sharpness=8.0)
+    narrow = WfstDecoder(graph, beam=8.0, max_active=50)(log_probs, lengths)
+    assert narrow.words == WfstDecoder(graph, beam=1e9, max_active=10**6)(log_probs, lengths).words
+
+
+def test_lm_scale_and_word_score_change_the_graph_part_of_the_score(lm):
+    log_probs, lengths = emissions(5)
+    graph = hlg(lm)
+    plain = WfstDecoder(graph, beam=1e9, max_active=10**6)(log_probs, lengths)
+    bonus = WfstDecoder(graph, beam=1e9, max_active=10**6, word_score=100.0)(log_probs, lengths)
+    assert sum(map(len, bonus.words)) > sum(map(len, plain.words))  # a large bonus inserts words
+    no_lm = WfstDecoder(graph, beam=1e9, max_active=10**6, lm_scale=0.0)(log_probs, lengths)
+    assert (no_lm.score >= plain.score - 1e-4).all()  # LM log-probs are <= 0, so dropping them cannot lower
+
+
+def test_bad_input_is_a_clear_error_and_no_frames_give_no_words(lm):
+    decoder = WfstDecoder(hlg(lm))
+    with pytest.raises(ValueError, match="vocabulary"):
+        decoder(torch.zeros(1, 5, 3), [5])
+    with pytest.raises(ValueError, match="lengths"):
+        decoder(torch.zeros(2, 5, 4), [5])
+    with pytest.raises(ValueError, match="beam"):
+        WfstDecoder(hlg(lm), beam=0)
+    result = decoder(torch.zeros(2, 5, 4).log_softmax(-1), [0, 5])
+    assert result.words[0] == [] and result.reached_final == [True, True]  # the empty sentence, <s> </s>
+    one_word_at_least = decoding_graph(4, LEXICON, graphs.Graph.from_arrays(
+        [0, 1], [1, 1], [0, 1], weight=[0.0, 0.0], start=[0], accept=[1]))
+    result = WfstDecoder(one_word_at_least)(torch.zeros(2, 5, 4).log_softmax(-1), [0, 5])
+    assert result.reached_final == [False, True]  # Kaldi's fallback: the best token, final or not
