@@ -4,8 +4,8 @@ Each frame, every active (utterance, graph node) token is expanded along all its
 arcs at once; candidates below the utterance's best minus `beam` are dropped, and tokens
 reaching the same node are recombined (Viterbi: the best one survives); at most
 `max_active` tokens per utterance are expanded. Epsilon-input arcs (back-off arcs, words ending
-on a removed disambiguation symbol, k2's modified CTC topology) are then followed until no
-token improves, as Kaldi's ProcessNonemitting does. The frame loop is the only Python loop;
+on a removed disambiguation symbol, k2's modified CTC topology) are then followed, as
+Kaldi's ProcessNonemitting does; they must form no cycle. The frame loop is the only Python loop;
 utterances, tokens and arcs are tensor dimensions, so the same code runs on CPU and CUDA.
 
 Traceback keeps only word arcs: a token carries the id of its last word record (word,
@@ -78,6 +78,7 @@ class WfstDecoder:
         emitting = graph.ilabel != graphs.EPSILON
         self.emitting = _Arcs(graph, emitting, weight, self.device)
         self.epsilon = _Arcs(graph, ~emitting, weight, self.device)
+        _check_no_epsilon_cycle(graph, ~emitting)
         self.num_nodes = graph.num_nodes
         self.start = torch.as_tensor(graph.start, dtype=torch.long).reshape(-1).to(self.device)
         self.is_accept = torch.zeros(graph.num_nodes, dtype=torch.bool)
@@ -124,36 +125,37 @@ class WfstDecoder:
         return _Tokens(tokens.utt[token], arcs.dst[arc], score[winner], record)
 
     def _follow_epsilons(self, tokens: _Tokens, records: _Records, frame: int, size: int) -> _Tokens:
-        """Relax epsilon-input arcs until no token improves (each round strictly raises some
-        node's score, so cycles of non-positive weight end the loop)."""
+        """Add the tokens reachable over epsilon-input arcs (within the beam), round by round
+        from the tokens added last; the epsilon arcs form no cycle, so the rounds end. Tokens
+        reaching a node twice are recombined once at the end."""
         if not self.epsilon.dst.numel():
             return tokens
-        frontier = torch.arange(tokens.utt.numel(), device=self.device)
-        while frontier.numel():
-            token, arc = self.epsilon.expand(tokens.node[frontier])
-            if not token.numel():
+        threshold = _best(tokens.utt, tokens.score, size) - self.beam
+        parts, frontier = [tokens], tokens
+        while True:
+            token, arc = self.epsilon.expand(frontier.node)
+            utt = frontier.utt[token]
+            score = frontier.score[token] + self.epsilon.weight[arc]
+            keep = score >= threshold[utt]
+            if not bool(keep.any()):
                 break
-            token = frontier[token]
-            utt = tokens.utt[token]
-            score = tokens.score[token] + self.epsilon.weight[arc]
-            keep = score >= _best(tokens.utt, tokens.score, size)[utt] - self.beam
-            token, arc, utt, score = token[keep], arc[keep], utt[keep], score[keep]
-            dst = self.epsilon.dst[arc]
-            winner = self._recombine(utt, dst, score)
-            token, arc, utt, dst, score = token[winner], arc[winner], utt[winner], dst[winner], score[winner]
-            tokens, frontier = tokens.merge(utt, dst, score, lambda: records.extend(
-                tokens.record[token], self.epsilon.olabel[arc], frame), self.num_nodes)
-        return tokens
+            token, arc = token[keep], arc[keep]
+            record = records.extend(frontier.record[token], self.epsilon.olabel[arc], frame)
+            frontier = _Tokens(utt[keep], self.epsilon.dst[arc], score[keep], record)
+            parts.append(frontier)
+        if len(parts) == 1:
+            return tokens
+        merged = _Tokens.cat(parts)
+        return merged.select(self._recombine(merged.utt, merged.node, merged.score))
 
     def _recombine(self, utt: torch.Tensor, node: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
         """Index of the best candidate for each distinct (utterance, node)."""
-        key = utt * self.num_nodes + node
-        order = torch.argsort(score, descending=True, stable=True)
-        order = order[torch.argsort(key[order], stable=True)]  # by key, best first within a key
-        sorted_key = key[order]
-        first = torch.ones_like(sorted_key, dtype=torch.bool)
-        first[1:] = sorted_key[1:] != sorted_key[:-1]
-        return order[first]
+        key, group = torch.unique(utt * self.num_nodes + node, return_inverse=True)
+        best = torch.full((key.numel(),), NEG_INF, device=score.device).scatter_reduce(0, group, score, "amax")
+        index = torch.arange(score.numel(), device=score.device)
+        winner = torch.where(score == best[group], index, score.numel())
+        return torch.full((key.numel(),), score.numel(), device=score.device).scatter_reduce(
+            0, group, winner, "amin")
 
     def _within_max_active(self, tokens: _Tokens) -> torch.Tensor:
         """Mask of each utterance's `max_active` best tokens."""
@@ -187,6 +189,16 @@ class WfstDecoder:
         return BeamSearchResult(words, word_frames, score.cpu(), reached.cpu().tolist())
 
 
+def _check_no_epsilon_cycle(graph: graphs.Graph, epsilon: torch.Tensor) -> None:
+    arcs = graphs.Graph.from_arrays(graph.src[epsilon], graph.dst[epsilon], graph.ilabel[epsilon],
+                                    num_nodes=graph.num_nodes, start=[], accept=[])
+    try:
+        graphs.topsort(arcs)
+    except ValueError:
+        raise ValueError("beam search: the graph has a cycle of epsilon-input arcs; "
+                         "remove it first (graphs.remove_epsilon)") from None
+
+
 def _best(utt: torch.Tensor, score: torch.Tensor, size: int) -> torch.Tensor:
     """Best score of each of `size` utterances (-inf for one without candidates)."""
     return torch.full((size,), NEG_INF, device=score.device).scatter_reduce(0, utt, score, "amax")
@@ -207,32 +219,6 @@ class _Tokens:
     @staticmethod
     def cat(parts: list[_Tokens]) -> _Tokens:
         return _Tokens(*(torch.cat([getattr(p, name) for p in parts]) for name in ("utt", "node", "score", "record")))
-
-    def merge(self, utt, node, score, make_records, num_nodes: int) -> tuple[_Tokens, torch.Tensor]:
-        """Add candidates (one per distinct key) that beat the token already at their node or
-        find none; returns the tokens and the indexes of the changed ones (the next frontier)."""
-        key = self.utt * num_nodes + self.node
-        order = torch.argsort(key)
-        sorted_key = key[order]
-        new_key = utt * num_nodes + node
-        position = torch.searchsorted(sorted_key, new_key).clamp(max=max(sorted_key.numel() - 1, 0))
-        exists = sorted_key.numel() > 0
-        match = (sorted_key[position] == new_key) if exists else torch.zeros_like(new_key, dtype=torch.bool)
-        existing = order[position] if exists else position
-        improves = ~match | (score > self.score[existing].where(match, torch.full_like(score, NEG_INF)))
-        if not bool(improves.any()):
-            return self, torch.empty(0, dtype=torch.long, device=utt.device)
-        records = make_records()
-        replace = improves & match
-        add = improves & ~match
-        score_all, record_all = self.score.clone(), self.record.clone()
-        score_all[existing[replace]] = score[replace]
-        record_all[existing[replace]] = records[replace]
-        base = self.utt.numel()
-        merged = _Tokens(torch.cat([self.utt, utt[add]]), torch.cat([self.node, node[add]]),
-                         torch.cat([score_all, score[add]]), torch.cat([record_all, records[add]]))
-        frontier = torch.cat([existing[replace], base + torch.arange(int(add.sum()), device=utt.device)])
-        return merged, frontier
 
 
 class _Records:

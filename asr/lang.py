@@ -60,27 +60,29 @@ def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], g
     `lexicon` holds (word label, token ids) entries (tokens 0..num_tokens-1, `blank` excluded);
     `grammar` is an acceptor over the same word labels whose back-off arcs carry
     `backoff_label` (a label no word uses; None when G has no back-off arcs). Pronunciations
-    get #k symbols (`add_disambig_symbols`), numbered from `num_tokens`; L emits each word on
-    its last arc, so L o G is determinized and minimized as an acceptor over (token, word)
-    pairs (determinized in the log semiring, so path weights are summed, not maxed). Then every #k
-    becomes epsilon, and H is the CTC topology (`modified_topology`: k2's O(V) variant for
-    large token sets). The result keeps epsilon input arcs (back-off arcs, and words that
-    end on a #k): decode it with `asr.decode.beam_search`.
+    get #k symbols (`add_disambig_symbols`), numbered from `num_tokens`. L o G is composed
+    with each word on its first token (so only words G allows are expanded), then each word
+    label is moved to the end of its token chain, where the #k symbols make it unambiguous:
+    L o G then determinizes and minimizes as an acceptor over (token, word) pairs, the way
+    OpenFst's encode works. Then every #k becomes epsilon, and H is the CTC topology
+    (`modified_topology`: k2's O(V) variant for large token sets). The result keeps epsilon
+    input arcs (back-off arcs, and words that end on a #k): search it with
+    `asr.decode.WfstDecoder`.
     """
-    marked, largest = add_disambig_symbols([(word, list(tokens)) for word, tokens in lexicon])
+    marked, _ = add_disambig_symbols([(word, list(tokens)) for word, tokens in lexicon])
     first_disambig = num_tokens
     entries = [(word, [t if isinstance(t, int) else first_disambig + int(t[1:]) for t in tokens])
                for word, tokens in marked]
-    words_end = 1 + max([w for w, _ in entries] + [int(grammar.olabel.max()) if grammar.num_arcs else -1])
     if backoff_label is not None:
         entries.append((backoff_label, [first_disambig]))  # the #0 self-loop: G's back-off passes through L
-        words_end = max(words_end, backoff_label + 1)
-    lexicon_fst = graphs.arc_sort(graphs.lexicon_graph(entries, word_position="last"), by="olabel")
-    lg = graphs.connect(graphs.compose(lexicon_fst, grammar))
-    encoded, decode_pair = _encode_pairs(lg, words_end)
-    # Minimized after pushing in the tropical semiring, as Kaldi's fstminimizeencoded does: the
-    # log-semiring total of G's paths diverges (words are reachable both directly and through
-    # back-off arcs), while pushing by tropical potentials keeps every path's weight.
+    lexicon_fst = graphs.arc_sort(graphs.lexicon_graph(entries), by="olabel")
+    lg = _words_to_chain_ends(graphs.connect(graphs.compose(lexicon_fst, grammar)))
+    num_outputs = 1 + max(int(lg.olabel.max()) if lg.num_arcs else 0, backoff_label or 0)
+    encoded, decode_pair = _encode_pairs(lg, num_outputs)
+    # Determinized in the log semiring (paths with equal labels are summed, not maxed), then
+    # minimized after pushing in the tropical semiring, as Kaldi's fstminimizeencoded does:
+    # the log-semiring total of G's paths diverges (words are reachable both directly and
+    # through back-off arcs), while pushing by tropical potentials keeps every path's weight.
     encoded = graphs.minimize(graphs.determinize(encoded, "log", delta=delta), "tropical", delta=delta)
     ilabel, olabel = decode_pair(encoded.ilabel)
     ilabel = ilabel.masked_fill(ilabel >= first_disambig, graphs.EPSILON)
@@ -90,6 +92,33 @@ def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], g
                                   start=encoded.start, accept=encoded.accept, num_nodes=encoded.num_nodes)
     topology = graphs.ctc_topology(num_tokens, blank, modified=modified_topology)
     return graphs.connect(graphs.compose(topology, graphs.arc_sort(lg, by="ilabel")))
+
+
+def _words_to_chain_ends(graph: graphs.Graph) -> graphs.Graph:
+    """Move each output label forward along its chain: across every node (neither start nor
+    accept) entered by one arc and left by one arc that has no output label. Every path keeps its input and output
+    strings (the moved label still lies on the same forced path), but words sharing a token
+    prefix now also share the labels of that prefix."""
+    olabel = graph.olabel.clone()
+    num_nodes = graph.num_nodes
+    in_degree = torch.bincount(graph.dst, minlength=num_nodes)
+    out_degree = torch.bincount(graph.src, minlength=num_nodes)
+    passing = (in_degree == 1) & (out_degree == 1)
+    passing[torch.as_tensor(graph.start, dtype=torch.long)] = False  # a path may begin or end there
+    passing[torch.as_tensor(graph.accept, dtype=torch.long)] = False
+    out_arc = torch.full((num_nodes,), -1, dtype=torch.long)
+    out_arc[graph.src] = torch.arange(graph.num_arcs)  # meaningful where out_degree == 1
+    while True:
+        nxt = out_arc[graph.dst]
+        move = (olabel != graphs.EPSILON) & passing[graph.dst]
+        move &= olabel[nxt.clamp(min=0)] == graphs.EPSILON
+        if not bool(move.any()):
+            break
+        arcs = torch.nonzero(move).flatten()
+        olabel[nxt[arcs]] = olabel[arcs]
+        olabel[arcs] = graphs.EPSILON
+    return graphs.Graph.from_arrays(graph.src, graph.dst, graph.ilabel, olabel, weight=graph.weight,
+                                    start=graph.start, accept=graph.accept, num_nodes=graph.num_nodes)
 
 
 def _encode_pairs(graph: graphs.Graph, num_outputs: int):

@@ -174,19 +174,14 @@ def ngram_transition_graph(num_tokens: int, n: int = 2, weight: torch.Tensor | N
                              num_nodes=num_nodes, device=device, dtype=None if weight is not None else dtype)
 
 
-def lexicon_graph(pronunciations, device=None, dtype=torch.float32, word_position: str = "first") -> Graph:
+def lexicon_graph(pronunciations, device=None, dtype=torch.float32) -> Graph:
     """L: a transducer from token sequences to word sequences (the closure of the lexicon).
 
     `pronunciations` is a list of (word label, token labels), several entries per word for
     variants. Node 0 starts and accepts; each pronunciation is a chain leaving node 0 whose
-    last arc returns to node 0. The word is the output of the chain's first arc
-    (`word_position="first"`: the word is known after its first token, which keeps word
-    start times) or of its last arc ("last": chains that share a prefix then share its labels,
-    so L o G becomes determinizable as an acceptor over (token, word) pairs once every
-    pronunciation is prefix-free, see `asr.lang.add_disambig_symbols`); epsilon on the rest.
+    first arc carries the word as output (epsilon on the rest) and whose last arc returns to
+    node 0, so a word's identity is known after its first token.
     """
-    if word_position not in ("first", "last"):
-        raise ValueError(f"word_position must be 'first' or 'last', got {word_position!r}")
     words = np.array([w for w, _ in pronunciations], dtype=np.int64)
     prons = [np.asarray(t, dtype=np.int64).reshape(-1) for _, t in pronunciations]
     lengths = np.array([p.size for p in prons], dtype=np.int64)
@@ -197,9 +192,8 @@ def lexicon_graph(pronunciations, device=None, dtype=torch.float32, word_positio
     first_node = 1 + np.concatenate([[0], np.cumsum(lengths - 1)])[:-1]
     internal = first_node[owner] + step
     src = np.where(step == 0, 0, internal - 1)
-    last = step == lengths[owner] - 1
-    dst = np.where(last, 0, internal)
+    dst = np.where(step == lengths[owner] - 1, 0, internal)
     tokens = np.concatenate(prons) if prons else np.empty(0, dtype=np.int64)
-    olabel = np.where(step == 0 if word_position == "first" else last, words[owner], EPSILON)
+    olabel = np.where(step == 0, words[owner], EPSILON)
     return Graph.from_arrays(src, dst, tokens, olabel, start=[0], accept=[0],
                              num_nodes=1 + int((lengths - 1).sum()), device=device, dtype=dtype)

@@ -8,8 +8,7 @@ from hypothesis import given, settings
 from torch.autograd import gradcheck
 
 from graphs import (
-    EPSILON, Graph, arc_sort, closure, concat, connect, forward_score, invert, lexicon_graph, project_input,
-    project_output,
+    Graph, arc_sort, closure, concat, connect, forward_score, invert, project_input, project_output,
     reverse, topsort, union, viterbi_score,
 )
 
@@ -142,16 +141,3 @@ def test_gradcheck_union_concat_closure(g1, g2):
         w1 = w1 + 1e-3 * torch.arange(1, w1.numel() + 1)
         w2 = w2 + 1.7e-3 * torch.arange(1, w2.numel() + 1)
         assert gradcheck(score, (w1, w2), eps=1e-6)
-
-
-def test_lexicon_graph_puts_the_word_on_the_first_or_the_last_arc_of_its_chain():
-    prons = [(5, [1, 2, 3]), (6, [4]), (7, [1, 2])]
-    for position in ("first", "last"):
-        lexicon = lexicon_graph(prons, word_position=position)
-        outputs = {(int(i), int(o)) for i, o in zip(lexicon.ilabel, lexicon.olabel) if o != EPSILON}
-        if position == "first":  # both chains starting with token 1 carry their word there
-            assert outputs == {(1, 5), (1, 7), (4, 6)}
-        else:
-            assert outputs == {(3, 5), (2, 7), (4, 6)}
-    with pytest.raises(ValueError, match="word_position"):
-        lexicon_graph(prons, word_position="middle")
