@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import sys
 import time
 from contextlib import ExitStack
@@ -41,7 +42,8 @@ def _cmd_transcribe(args) -> int:
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"--format: unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
-    recognizer = Recognizer(load_model_dir(args.model), args.device)
+    saved = load_model_dir(args.model)
+    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), _beam_options(args))
     inputs = list(find_inputs(args.audio))
     failures, audio_seconds, start = 0, 0.0, time.perf_counter()
     with ExitStack() as files:
@@ -73,6 +75,50 @@ def _cmd_transcribe(args) -> int:
     print(f"asr transcribe: {len(inputs) - failures} of {len(inputs)} files, {audio_seconds:.1f} s of audio "
           f"in {seconds:.1f} s (real-time factor {rtf})", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _decoding_graph(args, tokens):
+    """The graph chosen by --graph or --lexicon/--lm (None: the model directory's own)."""
+    from .lang import DecodingGraph, build_hlg
+    from .lm import read_arpa
+    from .tokenizer import read_lexicon
+
+    if args.graph and (args.lexicon or args.lm):
+        raise ValueError("give either --graph or --lexicon [--lm], not both")
+    if args.graph:
+        return DecodingGraph.load(args.graph, tokens)
+    if args.lm and not args.lexicon:
+        raise ValueError("--lm needs --lexicon (the words' spellings in the model's tokens)")
+    if args.lexicon:
+        return build_hlg(tokens, read_lexicon(args.lexicon), read_arpa(args.lm) if args.lm else None)
+    return None
+
+
+def _beam_options(args):
+    from .transcribe import BeamOptions
+
+    if args.beam is None and args.max_active is None:
+        return None if args.lm_scale == 1.0 and args.word_score == 0.0 else BeamOptions(
+            lm_scale=args.lm_scale, word_score=args.word_score)
+    defaults = BeamOptions()
+    return BeamOptions(args.beam or defaults.beam, args.max_active or defaults.max_active, args.lm_scale,
+                       args.word_score)
+
+
+def _cmd_compile_graph(args) -> int:
+    from .lang import build_hlg
+    from .lm import read_arpa
+    from .tokenizer import read_lexicon, read_tokens_txt
+
+    tokens = read_tokens_txt(Path(args.tokens) / "tokens.txt" if Path(args.tokens).is_dir() else args.tokens)
+    start = time.perf_counter()
+    graph = build_hlg(tokens, read_lexicon(args.lexicon), read_arpa(args.lm) if args.lm else None,
+                      modified_topology=args.modified_topology)
+    graph.save(args.output_dir, tokens)
+    print(f"asr compile-graph: {len(graph.words):,} words, HLG with {graph.graph.num_nodes:,} nodes and "
+          f"{graph.graph.num_arcs:,} arcs in {time.perf_counter() - start:.1f} s (process peak RSS "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB) -> {args.output_dir}", file=sys.stderr)
+    return 0
 
 
 def _cmd_lm(args) -> int:
@@ -133,7 +179,38 @@ def _parser() -> argparse.ArgumentParser:
     transcribe.add_argument("-o", "--output-dir", help="write transcripts.{txt,json,ctm} and ID.{srt,vtt} here")
     transcribe.add_argument("--device", default="cpu", help="torch device for the encoder (cpu, cuda, cuda:1)")
     transcribe.add_argument("--batch-size", type=int, default=8, help="files decoded together (default 8)")
+    search = transcribe.add_argument_group(
+        "graph and search", "By default the model directory's graph is searched exactly (Viterbi). A larger "
+        "graph, e.g. a lexicon with an n-gram LM, is searched with a WFST beam search.")
+    search.add_argument("--graph", help="graph directory written by `asr compile-graph` for this model's tokens")
+    search.add_argument("--lexicon", help="lexicon.txt (WORD TOKEN TOKEN ...) to compile a graph from on the fly")
+    search.add_argument("--lm", help="ARPA LM for --lexicon (default: any word sequence, words equally likely)")
+    search.add_argument("--beam", type=float, help="score beam: hypotheses this far below the best are dropped "
+                        "(default 16; larger is slower and more accurate)")
+    search.add_argument("--max-active", type=int, help="at most this many graph states per file and frame "
+                        "(default 2000)")
+    search.add_argument("--lm-scale", type=float, default=1.0, help="graph (LM) score weight (default 1.0)")
+    search.add_argument("--word-score", type=float, default=0.0, help="bonus added per word (default 0)")
     transcribe.set_defaults(run=_cmd_transcribe)
+
+    compile_graph = commands.add_parser(
+        "compile-graph", help="compile a decoding graph HLG from tokens, a lexicon and an ARPA LM",
+        description="Build HLG = H o min(det(L o G)) (H: CTC topology over the tokens, L: the lexicon with\n"
+                    "Kaldi-style disambiguation symbols, G: the ARPA LM, or a uniform word loop without one)\n"
+                    "and write a graph directory (HLG.pt, words.txt, tokens.txt, lexicon.txt) for\n"
+                    "`asr transcribe --graph`. LM words missing from the lexicon are dropped with a warning.",
+        epilog="example:\n  asr lm data/train/text --kaldi-text -o lm/3gram.arpa\n"
+               "  asr compile-graph --tokens exp/an4/model --lexicon data/lexicon.txt --lm lm/3gram.arpa -o graph/\n"
+               "  asr transcribe exp/an4/model test.wav --graph graph/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    compile_graph.add_argument("--tokens", required=True, help="tokens.txt, or a model directory holding one")
+    compile_graph.add_argument("--lexicon", required=True, help="lexicon.txt: WORD TOKEN TOKEN ... per line")
+    compile_graph.add_argument("--lm", help="ARPA language model (default: a uniform loop over the words)")
+    compile_graph.add_argument("-o", "--output-dir", required=True, help="graph directory to write")
+    compile_graph.add_argument("--modified-topology", action="store_true",
+                               help="k2's O(V) CTC topology (smaller HLG for large token sets such as BPE)")
+    compile_graph.set_defaults(run=_cmd_compile_graph)
 
     lm = commands.add_parser(
         "lm", help="estimate a back-off n-gram LM (modified Kneser-Ney) from text, as ARPA",

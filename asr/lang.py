@@ -1,4 +1,5 @@
-"""Lexicon preparation for graph compilation: Kaldi-style disambiguation symbols.
+"""Lexicon preparation and graph compilation: Kaldi-style disambiguation symbols, HLG, and
+decoding-graph folders (`asr compile-graph` writes them, `asr transcribe --graph` reads them).
 
 Determinizing L o G needs every word's token sequence to be recognizable where it ends. A
 pronunciation that is a proper prefix of another one, or shared by several words
@@ -6,17 +7,29 @@ pronunciation that is a proper prefix of another one, or shared by several words
 appended (Kaldi's utils/add_lex_disambig.pl semantics): homophones get #1, #2, ... in lexicon
 order, a prefix gets #1 (or the next free number for its sequence). #0 is left for the
 grammar's back-off arcs. After determinization and minimization the #k input labels are
-replaced by epsilon (`remove_disambig`).
+replaced by epsilon.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import math
+import resource
+import time
 from collections import Counter
-from typing import Sequence
+from pathlib import Path
+from typing import Mapping, Sequence
 
 import torch
 
 import graphs
+
+from .files import write_atomic
+from .lm import BOS, EOS, UNK, NgramLM, grammar_from_arpa
+from .tokenizer import read_lexicon, read_tokens_txt, read_words_txt, write_tokens_txt, write_words_txt
+
+log = logging.getLogger("asr.lang")
 
 
 def disambig_symbol(k: int) -> str:
@@ -85,11 +98,11 @@ def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], g
     # through back-off arcs), while pushing by tropical potentials keeps every path's weight.
     encoded = graphs.minimize(graphs.determinize(encoded, "log", delta=delta), "tropical", delta=delta)
     ilabel, olabel = decode_pair(encoded.ilabel)
-    ilabel = ilabel.masked_fill(ilabel >= first_disambig, graphs.EPSILON)
     if backoff_label is not None:
         olabel = olabel.masked_fill(olabel == backoff_label, graphs.EPSILON)
-    lg = graphs.Graph.from_arrays(encoded.src, encoded.dst, ilabel, olabel, weight=encoded.weight,
-                                  start=encoded.start, accept=encoded.accept, num_nodes=encoded.num_nodes)
+    lg = remove_disambig(graphs.Graph.from_arrays(encoded.src, encoded.dst, ilabel, olabel, weight=encoded.weight,
+                                                  start=encoded.start, accept=encoded.accept,
+                                                  num_nodes=encoded.num_nodes), first_disambig)
     topology = graphs.ctc_topology(num_tokens, blank, modified=modified_topology)
     return graphs.connect(graphs.compose(topology, graphs.arc_sort(lg, by="ilabel")))
 
@@ -136,3 +149,77 @@ def _encode_pairs(graph: graphs.Graph, num_outputs: int):
         return ilabel.masked_fill(eps, graphs.EPSILON), olabel.masked_fill(eps, graphs.EPSILON)
 
     return encoded, decode_pair
+
+
+@dataclasses.dataclass
+class DecodingGraph:
+    """A decoding graph with what reading its paths needs: `words[i]` is output label i, and
+    `spellings[word]` the token-id sequences of each word (for forced alignment and word times).
+
+    Saved as a folder: HLG.pt, words.txt (icefall format), tokens.txt, lexicon.txt."""
+
+    graph: graphs.Graph
+    words: list[str]
+    spellings: dict[str, list[list[int]]]
+
+    def save(self, folder: str | Path, tokens: Sequence[str]) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        graphs.save(self.graph, folder / "HLG.pt")
+        write_words_txt(self.words, folder / "words.txt")
+        write_tokens_txt(list(tokens), folder / "tokens.txt")
+        write_atomic(folder / "lexicon.txt", "".join(f"{word} {' '.join(tokens[t] for t in spelling)}\n"
+                                                     for word in self.words for spelling in self.spellings[word]))
+        return folder
+
+    @classmethod
+    def load(cls, folder: str | Path, tokens: Sequence[str]) -> DecodingGraph:
+        """Read a saved graph made for `tokens` (the model's); another token set is an error."""
+        folder = Path(folder)
+        missing = [name for name in ("HLG.pt", "words.txt", "tokens.txt", "lexicon.txt") if not (folder / name).is_file()]
+        if missing:
+            raise ValueError(f"{folder}: not a graph directory (missing {', '.join(missing)}); make one with "
+                             "`asr compile-graph`")
+        if read_tokens_txt(folder / "tokens.txt") != list(tokens):
+            raise ValueError(f"{folder}/tokens.txt differs from the model's token set: compile the graph with the "
+                             "model's tokens.txt")
+        index = {token: i for i, token in enumerate(tokens)}
+        lexicon = read_lexicon(folder / "lexicon.txt")
+        return cls(graphs.load(folder / "HLG.pt"), read_words_txt(folder / "words.txt"),
+                   {word: [[index[t] for t in pron] for pron in prons] for word, prons in lexicon.items()})
+
+
+def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str]]], lm: NgramLM | None = None,
+              modified_topology: bool = False) -> DecodingGraph:
+    """HLG over `tokens` (index = id, blank first) for the words of `lexicon` (word ->
+    pronunciations as token strings), with G from the back-off LM `lm` (n-grams with words the
+    lexicon lacks are dropped, with a warning) or, without one, any word sequence with every
+    word equally likely. Compile time and peak memory are logged."""
+    start = time.perf_counter()
+    index = {token: i for i, token in enumerate(tokens)}
+    words = list(lexicon)
+    spellings: dict[str, list[list[int]]] = {}
+    entries = []
+    for w, word in enumerate(words):
+        for pron in lexicon[word]:
+            unknown = [t for t in pron if t not in index or index[t] == 0]
+            if unknown or not pron:
+                raise ValueError(f"lexicon: word {word!r} uses {unknown or 'no'} tokens, not in the token set")
+            spellings.setdefault(word, []).append([index[t] for t in pron])
+            entries.append((w, spellings[word][-1]))
+    backoff: int | None = len(words)
+    if lm is None:
+        grammar = graphs.Graph.from_arrays([0] * len(words), [0] * len(words), list(range(len(words))),
+                                           weight=[-math.log(len(words))] * len(words), start=[0], accept=[0])
+        backoff = None
+    else:
+        missing = sorted({w for ngram in lm.probs for w in ngram} - set(words) - {BOS, EOS, UNK})
+        if missing:
+            log.warning("%d LM words have no pronunciation (e.g. %s); their n-grams are dropped",
+                        len(missing), ", ".join(missing[:5]))
+        grammar = grammar_from_arpa(lm, words, backoff_label=backoff)
+    graph = compile_hlg(len(tokens), entries, grammar, backoff_label=backoff, modified_topology=modified_topology)
+    log.info("HLG: %d words, %s nodes, %s arcs, compiled in %.1f s, process peak RSS %.0f MiB", len(words),
+             f"{graph.num_nodes:,}", f"{graph.num_arcs:,}", time.perf_counter() - start,
+             resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    return DecodingGraph(graph, words, spellings)

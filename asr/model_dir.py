@@ -20,6 +20,7 @@ import torch
 import graphs
 
 from .features import Fbank, GlobalCMVN
+from .lang import DecodingGraph
 from .files import write_atomic
 from .model import EncoderConfig, TransformerEncoder
 from .tokenizer import Tokenizer, read_tokens_txt, read_words_txt, write_words_txt
@@ -49,6 +50,15 @@ class ModelDir:
     words: list[str]
     tokens: list[str]
     featurizer: Featurizer
+    tokenizer: Tokenizer
+
+    def decoding_graph(self) -> DecodingGraph:
+        """The directory's graph with its words' spellings (from the tokenizer's lexicon, or
+        the tokenizer's encoding of each word)."""
+        lexicon = getattr(self.tokenizer, "lexicon", None)
+        spellings = {word: lexicon[word] if lexicon and word in lexicon else [self.tokenizer.encode(word)]
+                     for word in self.words}
+        return DecodingGraph(self.graph, self.words, spellings)
 
     @property
     def sample_rate(self) -> int:
@@ -97,4 +107,4 @@ def load_model_dir(folder: str | Path) -> ModelDir:
     words = read_words_txt(folder / "words.txt")
     if graph.num_arcs and int(graph.ilabel.max()) >= len(tokens):
         raise ValueError(f"{folder}: HLG.pt reads token {int(graph.ilabel.max())} but tokens.txt has {len(tokens)}")
-    return ModelDir(model.eval(), graph, words, tokens, featurizer)
+    return ModelDir(model.eval(), graph, words, tokens, featurizer, Tokenizer.load(folder))

@@ -7,7 +7,6 @@ audio too short for one encoder frame (empty files included) gets an empty trans
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import json
 from pathlib import Path
@@ -15,9 +14,12 @@ from typing import Iterable, Iterator, Sequence
 
 import torch
 
+import graphs
+
 from .audio import AudioError, EmptyAudioError, load_audio
 from .data import read_manifest
-from .decode import viterbi_words
+from .decode import WfstDecoder, force_align, viterbi_words, word_spans
+from .lang import DecodingGraph
 from .model_dir import ModelDir
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".mp3", ".ogg", ".opus", ".m4a")
@@ -72,13 +74,31 @@ def _read_wav_scp(path: Path) -> Iterator[tuple[str, str]]:
         yield fields[0], fields[1].strip()
 
 
-class Recognizer:
-    """Batched decoding with a `ModelDir` on `device`."""
+@dataclasses.dataclass
+class BeamOptions:
+    """WFST beam search settings (see `asr.beam_search.WfstDecoder`)."""
 
-    def __init__(self, saved: ModelDir, device: str = "cpu"):
+    beam: float = 16.0
+    max_active: int = 2000
+    lm_scale: float = 1.0
+    word_score: float = 0.0
+
+
+class Recognizer:
+    """Batched decoding with a `ModelDir` on `device`: through the directory's own graph, or
+    `graph` (e.g. a 5k-word HLG from `asr compile-graph`). Graphs without epsilon input arcs
+    are searched exactly (Viterbi) unless `beam` options are given; others with beam search,
+    and word times then come from a forced alignment of the words found."""
+
+    def __init__(self, saved: ModelDir, device: str = "cpu", graph: DecodingGraph | None = None,
+                 beam: BeamOptions | None = None):
         self.saved, self.device = saved, torch.device(device)
         self.model = saved.model.to(self.device)
         self.min_samples = self._min_samples()
+        self.graph = graph or saved.decoding_graph()
+        if beam is None and bool((self.graph.graph.ilabel == graphs.EPSILON).any()):
+            beam = BeamOptions()
+        self.decoder = None if beam is None else WfstDecoder(self.graph.graph, **dataclasses.asdict(beam))
 
     def _min_samples(self) -> int:
         fbank = self.saved.featurizer.fbank
@@ -117,31 +137,22 @@ class Recognizer:
             lengths = torch.tensor([len(f) for f in features])
             padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
             log_probs, out_lengths = self.model(padded, lengths.to(self.device))
-            alignment_words, frames = _words_and_frames(log_probs.cpu().double(), out_lengths.cpu(), self.saved)
+            words, spans = self._search(log_probs.cpu().double(), out_lengths.cpu())
             step = self.saved.frame_seconds
-            for (transcript, _), words, (starts, ends) in zip(decodable, alignment_words, frames):
-                transcript.words = [self.saved.words[w] for w in words]
-                transcript.starts = [round(s * step, 3) for s in starts]
-                transcript.ends = [round(min((e + 1) * step, transcript.duration), 3) for e in ends]
+            for (transcript, _), indexes, frames in zip(decodable, words, spans):
+                transcript.words = [self.graph.words[w] for w in indexes]
+                transcript.starts = [round(first * step, 3) for first, _ in frames]
+                transcript.ends = [round(min((last + 1) * step, transcript.duration), 3) for _, last in frames]
         return [t for t, _ in batch]
 
-
-def _words_and_frames(log_probs, lengths, saved: ModelDir) -> tuple[list[list[int]], list[tuple[list, list]]]:
-    """Best-path words of each utterance and, per word, the frame where its path enters the
-    word and the last non-blank frame before the next word (or the word's own first frame)."""
-    words, alignment = viterbi_words(log_probs, lengths, saved.graph)
-    spans = []
-    for b in range(len(words)):
-        arcs = alignment.arcs[b, : int(lengths[b])]
-        word_frames = (saved.graph.olabel[arcs.clamp(min=0)] >= 0).nonzero().flatten().tolist()
-        speech = (alignment.labels[b, : int(lengths[b])] > 0).nonzero().flatten().tolist()  # 0: the blank
-        stops = word_frames[1:] + [int(lengths[b])]
-        ends = []
-        for frame, stop in zip(word_frames, stops):
-            last = bisect.bisect_left(speech, stop) - 1
-            ends.append(speech[last] if last >= 0 and speech[last] >= frame else frame)
-        spans.append((word_frames, ends))
-    return words, spans
+    def _search(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[list[list[int]], list]:
+        """Word labels of each utterance's best path and each word's (first, last) frame."""
+        if self.decoder is None:
+            words, alignment = viterbi_words(log_probs, lengths, self.graph.graph)
+            return words, word_spans(alignment, [self.graph.graph.olabel], lengths)
+        words = self.decoder(log_probs, lengths).words
+        spellings = [[self.graph.spellings[self.graph.words[w]] for w in ws] for ws in words]
+        return words, force_align(log_probs, lengths, spellings)[0]
 
 
 def _timestamp(seconds: float, separator: str) -> str:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import graphs
-from asr.decode import decoding_graph, greedy_ctc, viterbi_words
+from asr.decode import decoding_graph, force_align, greedy_ctc, viterbi_words
 
 
 def collapse(path, blank=0):
@@ -54,3 +54,32 @@ def test_viterbi_words_is_the_best_allowed_word_sequence():
                         best, best_words = score, list(sentence)
         assert words[b] == best_words
         assert scores[b].item() == pytest.approx(best)
+
+
+def peaked(paths, num_tokens, low=-8.0):
+    """Log-probs [B, T, V] whose best label at each frame is paths[b][t] (all paths equally long)."""
+    log_probs = torch.full((len(paths), len(paths[0]), num_tokens), low, dtype=torch.float64)
+    for b, path in enumerate(paths):
+        log_probs[b, torch.arange(len(path)), torch.tensor(path)] = 0.0
+    return log_probs.log_softmax(-1)
+
+
+def test_force_align_finds_word_times_and_the_better_pronunciation():
+    # utterance 0: word 0 = tokens 1 2 (frames 1-3), word 1 = token 3 or 1 (frames 5-6)
+    # utterance 1: the same words with a silence in the middle, shorter
+    log_probs = peaked([[0, 1, 2, 2, 0, 3, 3, 0], [1, 2, 0, 0, 3, 0, 0, 0]], 4)
+    words = [[[1, 2]], [[3], [1]]]
+    spans, alignment = force_align(log_probs, [8, 6], [words, words])
+    assert spans == [[(1, 3), (5, 6)], [(0, 1), (4, 4)]]
+    assert alignment.labels[0].tolist() == [0, 1, 2, 2, 0, 3, 3, 0]
+    # the score is the CTC Viterbi score of the chosen token sequence
+    best = graphs.align_dense(log_probs[:1], [8], graphs.ctc_graph([[1, 2, 3]])[0].to(dtype=torch.float64)).score
+    assert torch.allclose(alignment.score[0], best[0])
+
+
+def test_force_align_reports_transcripts_that_cannot_fit():
+    log_probs = peaked([[1, 1, 1]], 4)
+    spans, alignment = force_align(log_probs, [3], [[[[1]], [[1]], [[1]]]])  # 1 _ 1 _ 1 needs 5 frames
+    assert alignment.score[0] == float("-inf") and spans == [[]]
+    spans, alignment = force_align(log_probs, [3], [[]])  # nothing said: all blank
+    assert spans == [[]] and torch.isfinite(alignment.score[0])

@@ -123,3 +123,40 @@ def test_model_dir_with_mismatched_tokens_is_a_clear_error(model_dir):
     (model_dir / "HLG.pt").unlink()
     with pytest.raises(ValueError, match="not a model directory .*HLG.pt"):
         load_model_dir(model_dir)
+
+
+def test_beam_search_through_a_compiled_graph_matches_the_exact_search(model_dir, tmp_path, capsys):
+    """--lexicon without an LM compiles the same word loop as the model directory's graph
+    (each word weighted 1/2); its beam search (epsilon arcs from the disambiguation symbols) must
+    find the exact search's words, and forced alignment gives the same word times."""
+    files = [str(_wav(tmp_path / f"u{i}.wav", 0.5 + 0.4 * i, i)) for i in range(4)]
+    (tmp_path / "lexicon.txt").write_text("NO NO\nYES YES\n")
+    assert cli.main(["transcribe", str(model_dir), *files, "-f", "json"]) == 0
+    exact = capsys.readouterr().out
+    assert cli.main(["transcribe", str(model_dir), *files, "-f", "json", "--lexicon", str(tmp_path / "lexicon.txt"),
+                     "--beam", "30"]) == 0
+    assert capsys.readouterr().out == exact
+    assert any(json.loads(line)["words"] for line in exact.splitlines())
+
+
+def test_compile_graph_with_an_lm_and_decode_with_it(model_dir, tmp_path, capsys, caplog):
+    (tmp_path / "text").write_text("YES NO\nYES YES NO\nNO NO\nMAYBE YES\n")
+    (tmp_path / "lexicon.txt").write_text("NO NO\nYES YES\n")
+    assert cli.main(["lm", str(tmp_path / "text"), "-o", str(tmp_path / "lm.arpa"), "--order", "2"]) == 0
+    assert cli.main(["compile-graph", "--tokens", str(model_dir), "--lexicon", str(tmp_path / "lexicon.txt"),
+                     "--lm", str(tmp_path / "lm.arpa"), "-o", str(tmp_path / "graph")]) == 0
+    err = capsys.readouterr().err
+    assert "LM words have no pronunciation (e.g. MAYBE)" in caplog.text and "HLG with" in err
+    assert sorted(p.name for p in (tmp_path / "graph").iterdir()) == ["HLG.pt", "lexicon.txt", "tokens.txt",
+                                                                       "words.txt"]
+    audio = str(_wav(tmp_path / "a.wav", 1.5, 3))
+    assert cli.main(["transcribe", str(model_dir), audio, "--graph", str(tmp_path / "graph")]) == 0
+    words = capsys.readouterr().out.split()[1:]
+    assert words and set(words) <= set(WORDS)
+    # a graph made for other tokens is refused with a clear message
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "tokens.txt").write_text("<blk> 0\nYES 1\nNO 2\n")
+    assert cli.main(["compile-graph", "--tokens", str(tmp_path / "other"), "--lexicon", str(tmp_path / "lexicon.txt"),
+                     "-o", str(tmp_path / "graph2")]) == 0
+    assert cli.main(["transcribe", str(model_dir), audio, "--graph", str(tmp_path / "graph2")]) == 2
+    assert "differs from the model's token set" in capsys.readouterr().err
