@@ -32,19 +32,68 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_transcribe(args) -> int:
-    from tqdm import tqdm
-
-    from .files import atomic_open
     from .model_dir import load_model_dir
-    from .transcribe import FORMATS, Recognizer, find_inputs, format_transcript
+    from .transcribe import Recognizer, find_inputs, format_transcript
+
+    formats = _formats(args)
+    saved = load_model_dir(args.model)
+    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), _beam_options(args))
+    inputs = list(find_inputs(args.audio))
+    return _write_results(args, "transcribe", recognizer.transcribe(inputs, batch_size=args.batch_size), len(inputs),
+                          formats, format_transcript)
+
+
+def _cmd_align(args) -> int:
+    from .align import Aligner
+    from .data import read_manifest
+    from .model_dir import load_model_dir
+    from .transcribe import find_inputs, format_transcript
+
+    formats = _formats(args)
+    inputs = list(find_inputs(args.audio))
+    texts = {}
+    for name in args.audio:
+        if name.endswith(".jsonl"):
+            texts.update({u.id: u.text.split() for u in read_manifest(name)})
+    if args.text:
+        texts.update({u: text.split() for u, text in scoring.read_kaldi_text(args.text).items()})
+    if args.transcript is not None:
+        if len(inputs) != 1:
+            raise ValueError(f"--transcript is for one audio file; {len(inputs)} were given (use --text)")
+        texts[inputs[0][0]] = args.transcript.split()
+    aligner = Aligner(load_model_dir(args.model), texts, args.device, plot_dir=args.plot)
+
+    def formatted(transcript, fmt):
+        if fmt != "json":
+            return format_transcript(transcript, fmt)
+        record = json.loads(format_transcript(transcript, fmt))
+        record["tokens"] = [vars(span) for span in aligner.token_spans.get(transcript.id, [])]
+        return json.dumps(record) + "\n"
+
+    return _write_results(args, "align", aligner.transcribe(inputs, batch_size=args.batch_size), len(inputs),
+                          formats, formatted)
+
+
+def _formats(args) -> list[str]:
+    from .transcribe import FORMATS
 
     formats = args.format.split(",")
     unknown = [f for f in formats if f not in FORMATS]
     if unknown:
         raise ValueError(f"--format: unknown {', '.join(unknown)}; choose from {', '.join(FORMATS)}")
-    saved = load_model_dir(args.model)
-    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), _beam_options(args))
-    inputs = list(find_inputs(args.audio))
+    return formats
+
+
+_PROGRESS = {"transcribe": "transcribing", "align": "aligning"}
+
+
+def _write_results(args, command: str, transcripts, total: int, formats: list[str], format_fn) -> int:
+    """Print (or write under -o) each transcript in `formats`, with a progress bar; report
+    failed files and go on; print the real-time factor; exit status 1 if any file failed."""
+    from tqdm import tqdm
+
+    from .files import atomic_open
+
     failures, audio_seconds, start = 0, 0.0, time.perf_counter()
     with ExitStack() as files:
         streams = {}
@@ -52,19 +101,19 @@ def _cmd_transcribe(args) -> int:
             Path(args.output_dir).mkdir(parents=True, exist_ok=True)
             streams = {f: files.enter_context(atomic_open(Path(args.output_dir) / f"transcripts.{f}", "w"))
                        for f in formats if f in ("txt", "json", "ctm")}
-        progress = files.enter_context(tqdm(total=len(inputs), desc="transcribing", unit="file", disable=None))
-        for transcript in recognizer.transcribe(inputs, batch_size=args.batch_size):
+        progress = files.enter_context(tqdm(total=total, desc=_PROGRESS[command], unit="file", disable=None))
+        for transcript in transcripts:
             progress.update()
             if transcript.error:
                 failures += 1
-                progress.write(f"asr transcribe: skipped {transcript.audio}: {transcript.error}", file=sys.stderr)
+                progress.write(f"asr {command}: skipped {transcript.audio}: {transcript.error}", file=sys.stderr)
                 continue
             audio_seconds += transcript.duration
             if not args.output_dir:
-                sys.stdout.write(format_transcript(transcript, formats[0]))
+                sys.stdout.write(format_fn(transcript, formats[0]))
                 continue
             for fmt in formats:
-                text = format_transcript(transcript, fmt)
+                text = format_fn(transcript, fmt)
                 if fmt in streams:
                     streams[fmt].write(text)
                 else:  # subtitles: one file per input
@@ -72,7 +121,7 @@ def _cmd_transcribe(args) -> int:
                         subtitle.write(text)
     seconds = time.perf_counter() - start
     rtf = f"{seconds / audio_seconds:.3f}" if audio_seconds else "n/a"
-    print(f"asr transcribe: {len(inputs) - failures} of {len(inputs)} files, {audio_seconds:.1f} s of audio "
+    print(f"asr {command}: {total - failures} of {total} files, {audio_seconds:.1f} s of audio "
           f"in {seconds:.1f} s (real-time factor {rtf})", file=sys.stderr)
     return 1 if failures else 0
 
@@ -192,6 +241,30 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--lm-scale", type=float, default=1.0, help="graph (LM) score weight (default 1.0)")
     search.add_argument("--word-score", type=float, default=0.0, help="bonus added per word (default 0)")
     transcribe.set_defaults(run=_cmd_transcribe)
+
+    align = commands.add_parser(
+        "align", help="forced alignment: word and token times of known transcripts, optionally plotted",
+        description="Align each audio file with its transcript (from a JSONL manifest's text, a Kaldi `text`\n"
+                    "file given by --text, or --transcript for a single file) and print word times; json also\n"
+                    "lists token times. --plot DIR draws ID.png per file: the token posteriors over time with\n"
+                    "the aligned path and the words' spans. Words missing from the lexicon become <unk> when\n"
+                    "it has one; otherwise, as for unreadable audio or a transcript longer than the audio can\n"
+                    "hold, the file is reported and skipped and the exit status is 1.",
+        epilog="examples:\n  asr align exp/digits/model one.wav --transcript 'FOUR TWO' -f json --plot plots/\n"
+               "  asr align exp/yesno/model data/test.jsonl -f ctm -o alignments/",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    align.add_argument("model", help="model directory written by a recipe")
+    align.add_argument("audio", nargs="+", help="audio files, directories, wav.scp files or .jsonl manifests")
+    align.add_argument("--text", help="Kaldi text file: utterance id, then its words")
+    align.add_argument("--transcript", help="the words of the single audio file given")
+    align.add_argument("-f", "--format", default="ctm", help="txt, json (with token times), ctm, srt or vtt, "
+                       "comma-separated (default ctm)")
+    align.add_argument("-o", "--output-dir", help="write transcripts.{txt,json,ctm} and ID.{srt,vtt} here")
+    align.add_argument("--plot", metavar="DIR", help="draw ID.png per file here")
+    align.add_argument("--device", default="cpu", help="torch device for the encoder")
+    align.add_argument("--batch-size", type=int, default=8, help="files aligned together (default 8)")
+    align.set_defaults(run=_cmd_align)
 
     compile_graph = commands.add_parser(
         "compile-graph", help="compile a decoding graph HLG from tokens, a lexicon and an ARPA LM",

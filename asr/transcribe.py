@@ -137,22 +137,26 @@ class Recognizer:
             lengths = torch.tensor([len(f) for f in features])
             padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
             log_probs, out_lengths = self.model(padded, lengths.to(self.device))
-            words, spans = self._search(log_probs.cpu().double(), out_lengths.cpu())
-            step = self.saved.frame_seconds
-            for (transcript, _), indexes, frames in zip(decodable, words, spans):
-                transcript.words = [self.graph.words[w] for w in indexes]
-                transcript.starts = [round(first * step, 3) for first, _ in frames]
-                transcript.ends = [round(min((last + 1) * step, transcript.duration), 3) for _, last in frames]
+            self._fill([t for t, _ in decodable], log_probs.cpu().double(), out_lengths.cpu())
         return [t for t, _ in batch]
 
-    def _search(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[list[list[int]], list]:
-        """Word labels of each utterance's best path and each word's (first, last) frame."""
+    def _fill(self, transcripts: list[Transcript], log_probs: torch.Tensor, lengths: torch.Tensor) -> None:
+        """Set each transcript's words and times from its emissions."""
         if self.decoder is None:
-            words, alignment = viterbi_words(log_probs, lengths, self.graph.graph)
-            return words, word_spans(alignment, [self.graph.graph.olabel], lengths)
-        words = self.decoder(log_probs, lengths).words
-        spellings = [[self.graph.spellings[self.graph.words[w]] for w in ws] for ws in words]
-        return words, force_align(log_probs, lengths, spellings)[0]
+            indexes, alignment = viterbi_words(log_probs, lengths, self.graph.graph)
+            spans = word_spans(alignment, [self.graph.graph.olabel], lengths)
+        else:
+            indexes = self.decoder(log_probs, lengths).words
+            spellings = [[self.graph.spellings[self.graph.words[w]] for w in ws] for ws in indexes]
+            spans = force_align(log_probs, lengths, spellings)[0]
+        for transcript, words, frames in zip(transcripts, indexes, spans):
+            self._set_words(transcript, [self.graph.words[w] for w in words], frames)
+
+    def _set_words(self, transcript: Transcript, words: list[str], frames: list[tuple[int, int]]) -> None:
+        step = self.saved.frame_seconds
+        transcript.words = words
+        transcript.starts = [round(first * step, 3) for first, _ in frames]
+        transcript.ends = [round(min((last + 1) * step, transcript.duration), 3) for _, last in frames]
 
 
 def _timestamp(seconds: float, separator: str) -> str:

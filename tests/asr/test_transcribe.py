@@ -10,41 +10,15 @@ import torch
 from asr import cli
 from asr.data import Utterance, write_manifest
 from asr.decode import viterbi_words
-from asr.features import Fbank, GlobalCMVN
-from asr.model import EncoderConfig, TransformerEncoder
-from asr.model_dir import Featurizer, load_model_dir, save_model_dir
-from asr.recipe import loop_grammar, word_graph
-from asr.tokenizer import PhoneTokenizer
+from asr.model_dir import load_model_dir
 from asr.transcribe import Recognizer, Transcript, find_inputs, format_transcript
 
-WORDS = ["NO", "YES"]
-RATE = 8000
-
-
-@pytest.fixture
-def model_dir(tmp_path):
-    torch.manual_seed(0)
-    tokenizer = PhoneTokenizer({w: [[w]] for w in WORDS}, phones=WORDS)
-    model = TransformerEncoder(EncoderConfig(vocab_size=3, input_dim=23, d_model=32, num_heads=2, num_layers=1,
-                                             ff_dim=64, dropout=0.0))
-    with torch.no_grad():
-        model.output.bias.copy_(torch.tensor([0.0, 1.5, 1.0]))  # emit words often, so transcripts are not empty
-    fbank = Fbank(num_mel_bins=23, sample_rate=RATE)
-    featurizer = Featurizer(fbank, GlobalCMVN(torch.full((23,), 10.0), torch.full((23,), 3.0)))
-    graph = word_graph(tokenizer, WORDS, {w: [[w]] for w in WORDS}, loop_grammar(2))
-    return save_model_dir(tmp_path / "model", model, tokenizer, featurizer, WORDS, graph)
-
-
-def _wav(path, seconds, seed):
-    samples = np.random.default_rng(seed).normal(0, 0.1, int(seconds * RATE)).astype(np.float32)
-    soundfile.write(str(path), samples, RATE)
-    return path
-
+from .conftest import RATE, WORDS, noise_wav
 
 def test_find_inputs_expands_files_directories_scp_and_manifests(tmp_path):
     (tmp_path / "dir" / "sub").mkdir(parents=True)
-    a = _wav(tmp_path / "dir" / "a.wav", 0.5, 0)
-    b = _wav(tmp_path / "dir" / "sub" / "b.flac", 0.5, 1)
+    a = noise_wav(tmp_path / "dir" / "a.wav", 0.5, 0)
+    b = noise_wav(tmp_path / "dir" / "sub" / "b.flac", 0.5, 1)
     (tmp_path / "dir" / "notes.txt").write_text("not audio")
     (tmp_path / "wav.scp").write_text(f"utt1 {a}\n\nutt2 {b}\n")
     write_manifest(tmp_path / "m.jsonl", [Utterance("m1", str(a), 0.5, "NO", "s")])
@@ -60,7 +34,7 @@ def test_find_inputs_expands_files_directories_scp_and_manifests(tmp_path):
 
 def test_transcripts_are_the_best_graph_path_whatever_the_batch(model_dir, tmp_path):
     saved = load_model_dir(model_dir)
-    files = [(f"u{i}", str(_wav(tmp_path / f"u{i}.wav", 0.4 + 0.3 * i, i))) for i in range(5)]
+    files = [(f"u{i}", str(noise_wav(tmp_path / f"u{i}.wav", 0.4 + 0.3 * i, i))) for i in range(5)]
     one_batch = list(Recognizer(saved).transcribe(files, batch_size=5))
     singles = list(Recognizer(saved).transcribe(files, batch_size=1))
     assert [t.words for t in one_batch] == [t.words for t in singles]
@@ -77,7 +51,7 @@ def test_transcripts_are_the_best_graph_path_whatever_the_batch(model_dir, tmp_p
 
 
 def test_cli_reports_bad_files_decodes_the_rest_and_fails_at_the_end(model_dir, tmp_path, capsys):
-    good = _wav(tmp_path / "good.wav", 1.0, 0)
+    good = noise_wav(tmp_path / "good.wav", 1.0, 0)
     empty = tmp_path / "empty.wav"
     soundfile.write(str(empty), np.zeros(0, dtype=np.float32), RATE)
     (tmp_path / "corrupt.wav").write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunk")
@@ -90,7 +64,7 @@ def test_cli_reports_bad_files_decodes_the_rest_and_fails_at_the_end(model_dir, 
 
 
 def test_cli_writes_every_format(model_dir, tmp_path, capsys):
-    audio = [str(_wav(tmp_path / f"f{i}.wav", 1.0, i)) for i in range(2)]
+    audio = [str(noise_wav(tmp_path / f"f{i}.wav", 1.0, i)) for i in range(2)]
     out_dir = tmp_path / "out"
     assert cli.main(["transcribe", str(model_dir), *audio, "-f", "txt,json,ctm,srt,vtt", "-o", str(out_dir)]) == 0
     texts = (out_dir / "transcripts.txt").read_text().splitlines()
@@ -129,7 +103,7 @@ def test_beam_search_through_a_compiled_graph_matches_the_exact_search(model_dir
     """--lexicon without an LM compiles the same word loop as the model directory's graph
     (each word weighted 1/2); its beam search (epsilon arcs from the disambiguation symbols) must
     find the exact search's words, and forced alignment gives the same word times."""
-    files = [str(_wav(tmp_path / f"u{i}.wav", 0.5 + 0.4 * i, i)) for i in range(4)]
+    files = [str(noise_wav(tmp_path / f"u{i}.wav", 0.5 + 0.4 * i, i)) for i in range(4)]
     (tmp_path / "lexicon.txt").write_text("NO NO\nYES YES\n")
     assert cli.main(["transcribe", str(model_dir), *files, "-f", "json"]) == 0
     exact = capsys.readouterr().out
@@ -149,7 +123,7 @@ def test_compile_graph_with_an_lm_and_decode_with_it(model_dir, tmp_path, capsys
     assert "LM words have no pronunciation (e.g. MAYBE)" in caplog.text and "HLG with" in err
     assert sorted(p.name for p in (tmp_path / "graph").iterdir()) == ["HLG.pt", "lexicon.txt", "tokens.txt",
                                                                        "words.txt"]
-    audio = str(_wav(tmp_path / "a.wav", 1.5, 3))
+    audio = str(noise_wav(tmp_path / "a.wav", 1.5, 3))
     assert cli.main(["transcribe", str(model_dir), audio, "--graph", str(tmp_path / "graph")]) == 0
     words = capsys.readouterr().out.split()[1:]
     assert words and set(words) <= set(WORDS)
