@@ -1,6 +1,7 @@
 """ARPA reading/writing and the grammar acceptor G, checked against a direct back-off lookup."""
 
 import itertools
+import random
 import math
 from collections import Counter
 
@@ -192,3 +193,43 @@ def test_asr_lm_command_writes_a_readable_arpa(tmp_path, capsys):
     assert lm.order == 3 and lm.probs.keys() == expected.probs.keys()
     assert "3-grams" in capsys.readouterr().err
     assert cli.main(["lm", str(tmp_path / "missing"), "-o", str(tmp_path / "x.arpa")]) == 2
+
+
+def test_arpa_writer_output_loads_in_kaldis_arpa2fst_and_openfst_agrees_on_path_weights(tmp_path):
+    """Our ARPA file through Kaldi's arpa2fst (kaldilm) into OpenFst: each sentence's best path
+    cost there equals the ARPA probability, and our own G's best path, for an estimated trigram."""
+    kaldilm = pytest.importorskip("kaldilm")
+    fst = pytest.importorskip("pywrapfst")
+    from asr.tokenizer import write_words_txt
+
+    rng = random.Random(0)
+    vocabulary = ["w%d" % i for i in range(12)]
+    model = estimate_kneser_ney([[rng.choice(vocabulary) for _ in range(rng.randint(1, 6))] for _ in range(80)], 3)
+    write_arpa(model, tmp_path / "lm.arpa")
+    words = model.words()
+    write_words_txt(words, tmp_path / "words.txt")  # word i has OpenFst id i + 1
+    text = kaldilm.arpa2fst(str(tmp_path / "lm.arpa"), read_symbol_table=str(tmp_path / "words.txt"))
+    compiler = fst.Compiler()
+    compiler.write(text)
+    openfst_g = compiler.compile()
+    openfst_g.arcsort("ilabel")
+    ours = grammar_from_arpa(model, words)
+    sentences = [[rng.choice(vocabulary) for _ in range(rng.randint(0, 5))] for _ in range(40)]
+    symbol_id = {line.split()[0]: int(line.split()[1]) for line in (tmp_path / "words.txt").read_text().splitlines()}
+    for sentence in sentences:
+        ids = [words.index(w) for w in sentence]
+        # without a disambiguation symbol, arpa2fst keeps <s> and </s> as arcs: spell them out
+        labels = [symbol_id["<s>"], *(i + 1 for i in ids), symbol_id["</s>"]]
+        acceptor = fst.VectorFst()
+        states = [acceptor.add_state() for _ in range(len(labels) + 1)]
+        acceptor.set_start(states[0])
+        acceptor.set_final(states[-1])
+        one = fst.Weight.one(acceptor.weight_type())
+        for i, label in enumerate(labels):
+            acceptor.add_arc(states[i], fst.Arc(label, label, one, states[i + 1]))
+        path = fst.compose(acceptor, openfst_g)
+        cost = float(fst.shortestdistance(path, reverse=True)[path.start()]) if path.start() >= 0 else math.inf
+        expected = model.sentence_log10_prob(sentence) * LN10
+        assert -cost == pytest.approx(expected, abs=1e-3), sentence
+        best = graphs.viterbi_score(graphs.compose(graphs.sequence_graph([ids])[0], ours)).item()
+        assert best == pytest.approx(expected, abs=1e-4), sentence
