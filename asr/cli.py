@@ -170,6 +170,18 @@ def _cmd_compile_graph(args) -> int:
     return 0
 
 
+def _cmd_train(args) -> int:
+    from .recipe import train_from_manifests
+
+    config = json.loads(Path(args.config).read_text()) if args.config else {}
+    if args.epochs is not None:
+        config.setdefault("train", {})["epochs"] = args.epochs
+    folder = train_from_manifests(args.train, args.valid, args.exp_dir, args.tokens, args.lexicon, config,
+                                  args.lm_order, args.device, args.seed)
+    print(f"asr train: model directory {folder} (try: asr transcribe {folder} AUDIO)", file=sys.stderr)
+    return 0
+
+
 def _cmd_lm(args) -> int:
     from .lm import estimate_kneser_ney, write_arpa
 
@@ -284,6 +296,30 @@ def _parser() -> argparse.ArgumentParser:
     compile_graph.add_argument("--modified-topology", action="store_true",
                                help="k2's O(V) CTC topology (smaller HLG for large token sets such as BPE)")
     compile_graph.set_defaults(run=_cmd_compile_graph)
+
+    train = commands.add_parser(
+        "train", help="train a CTC transformer on manifests and write a model directory",
+        description="Train a CTC transformer encoder on JSONL manifests (id, audio, duration, text, speaker;\n"
+                    "see asr.data), with validation loss and greedy WER every epoch, checkpoints in EXP_DIR\n"
+                    "(rerunning the same command resumes), then estimate a Kneser-Ney LM of the training\n"
+                    "transcripts, compile HLG over their words and write EXP_DIR/model for `asr transcribe`.\n"
+                    "--config is a JSON file: {\"model\": {EncoderConfig}, \"train\": {TrainerConfig},\n"
+                    "\"augment\": {SpecAugment}, \"sample_rate\": 16000, \"batch_seconds\": 60, \"cache\": false}.",
+        epilog="example:\n  asr train --train data/train.jsonl --valid data/dev.jsonl --exp-dir exp/char "
+               "--tokens char --epochs 30",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    train.add_argument("--train", required=True, help="training manifest (.jsonl)")
+    train.add_argument("--valid", required=True, help="validation manifest (.jsonl)")
+    train.add_argument("--exp-dir", required=True, help="checkpoints, logs, lm.arpa and model/ go here")
+    train.add_argument("--tokens", default="char", help="char, or bpe:N for N sentencepiece tokens (default char)")
+    train.add_argument("--lexicon", help="train on phones: lexicon.txt with WORD PHONE PHONE ... lines")
+    train.add_argument("--config", help="JSON file of model/train/augment settings (see above)")
+    train.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    train.add_argument("--lm-order", type=int, default=3, help="n-gram order of the graph's LM (default 3)")
+    train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 (for several GPUs use torchrun)")
+    train.add_argument("--seed", type=int, default=0)
+    train.set_defaults(run=_cmd_train)
 
     lm = commands.add_parser(
         "lm", help="estimate a back-off n-gram LM (modified Kneser-Ney) from text, as ARPA",

@@ -53,12 +53,8 @@ class ModelDir:
     tokenizer: Tokenizer
 
     def decoding_graph(self) -> DecodingGraph:
-        """The directory's graph with its words' spellings (from the tokenizer's lexicon, or
-        the tokenizer's encoding of each word)."""
-        lexicon = getattr(self.tokenizer, "lexicon", None)
-        spellings = {word: lexicon[word] if lexicon and word in lexicon else [self.tokenizer.encode(word)]
-                     for word in self.words}
-        return DecodingGraph(self.graph, self.words, spellings)
+        """The directory's graph with its words' spellings in the model's tokens."""
+        return DecodingGraph(self.graph, self.words, {word: self.tokenizer.spellings(word) for word in self.words})
 
     @property
     def sample_rate(self) -> int:

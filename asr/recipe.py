@@ -26,11 +26,13 @@ from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_ma
 from .decode import decoding_graph, greedy_ctc, viterbi_words
 from .features import Fbank, GlobalCMVN, SpecAugment
 from .files import write_atomic
+from .lang import build_hlg
+from .lm import estimate_kneser_ney, write_arpa
 from .losses import CTCLoss
 from .model_dir import Featurizer, load_model_dir, save_model_dir
 from .model import EncoderConfig, TransformerEncoder
 from .scoring import score
-from .tokenizer import PhoneTokenizer, Tokenizer
+from .tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon
 from .train import Trainer, TrainerConfig
 
 log = logging.getLogger("asr.recipe")
@@ -198,3 +200,56 @@ def loop_grammar(num_words: int, min_words: int = 0) -> graphs.Graph:
         return graphs.Graph.from_arrays([0] * num_words, [0] * num_words, words, weight=weight, start=[0], accept=[0])
     return graphs.Graph.from_arrays([0] * num_words + [1] * num_words, [1] * (2 * num_words), words + words,
                                     weight=weight + weight, start=[0], accept=[1])
+
+
+def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path, exp_dir: str | Path,
+                         tokens: str = "char", lexicon: str | Path | None = None, config: dict | None = None,
+                         lm_order: int = 3, device: str = "cpu", seed: int = 0) -> Path:
+    """`asr train`: a CTC transformer on JSONL manifests, then a model directory exp_dir/model
+    whose graph is the training words with a Kneser-Ney LM of the training transcripts.
+
+    `tokens` is "char" or "bpe:N" (sentencepiece, N tokens with the blank), unless `lexicon`
+    (WORD PHONE PHONE ... lines) makes the tokens phones. `config` holds "model"
+    (`EncoderConfig`), "train" (`TrainerConfig`) and "augment" (`SpecAugment`) arguments, plus
+    "sample_rate" (16000), "batch_seconds" (60) and "cache". Rerunning it resumes training.
+    """
+    config = dict(config or {})
+    unknown = sorted(set(config) - {"model", "train", "augment", "sample_rate", "batch_seconds", "cache"})
+    if unknown:
+        raise ValueError(f"config: unknown keys {unknown}")
+    exp = Path(exp_dir)
+    exp.mkdir(parents=True, exist_ok=True)
+    train, valid = read_manifest(train_manifest), read_manifest(valid_manifest)
+    texts = [u.text for u in train]
+    sample_rate = int(config.get("sample_rate", 16000))
+    model_options = dict(config.get("model", {}))
+    fbank = Fbank(num_mel_bins=model_options.setdefault("input_dim", 80), sample_rate=sample_rate)
+    tokenizer = _make_tokenizer(tokens, lexicon, texts, exp / "lang")
+    featurizer = Featurizer(fbank, fit_cmvn(train, sample_rate, fbank))
+    featurizer.cmvn.save(exp / "cmvn.json")
+    train_loader, sampler = loader(train, sample_rate, featurizer, tokenizer, float(config.get("batch_seconds", 60.0)),
+                                   True, seed, cache=bool(config.get("cache", False)))
+    valid_loader, _ = loader(valid, sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
+    augment = SpecAugment(**config["augment"]) if config.get("augment") else None
+    model, _ = train_ctc(EncoderConfig(vocab_size=tokenizer.vocab_size, **model_options),
+                         TrainerConfig(exp_dir=str(exp), seed=seed, **config.get("train", {})),
+                         train_loader, sampler, valid_loader, tokenizer, device, augment=augment)
+    lm = estimate_kneser_ney((text.split() for text in texts), lm_order)
+    write_arpa(lm, exp / "lm.arpa")
+    words = sorted({w for text in texts for w in text.split()})
+    spellings = {w: [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(w)] for w in words}
+    graph = build_hlg(tokenizer.tokens, spellings, lm)
+    return save_model_dir(exp / "model", model, tokenizer, featurizer, graph.words, graph.graph)
+
+
+def _make_tokenizer(tokens: str, lexicon, texts: list[str], directory: Path) -> Tokenizer:
+    if lexicon:
+        tokenizer = PhoneTokenizer(read_lexicon(lexicon))
+    elif tokens == "char":
+        tokenizer = CharTokenizer.build(texts)
+    elif tokens.startswith("bpe:") and tokens[4:].isdigit():
+        return BPETokenizer.train(texts, int(tokens[4:]), directory)
+    else:
+        raise ValueError(f"tokens must be 'char' or 'bpe:N' (or give a lexicon), got {tokens!r}")
+    tokenizer.save(directory)
+    return tokenizer

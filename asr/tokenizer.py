@@ -163,6 +163,10 @@ class Tokenizer(abc.ABC):
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ids; blanks (0) are skipped (repeats are not merged: that is CTC decoding's job)."""
 
+    def spellings(self, word: str) -> list[list[int]]:
+        """The token sequences that spell `word` inside a sentence, for lexicon graphs."""
+        return [self.encode(word)]
+
     def save(self, directory) -> None:
         """Write tokens.txt, the kind's own files and tokenizer.json (last) into `directory`."""
         directory = Path(directory)
@@ -248,6 +252,11 @@ class CharTokenizer(Tokenizer):
                     raise ValueError(f"character {char!r} (in {word!r}) is not in the vocabulary")
                 ids.append(self._ids[char])
         return ids
+
+    def spellings(self, word: str) -> list[list[int]]:
+        """The characters followed by the separator (words inside a sentence), or alone (the last)."""
+        chars = self.encode(word)
+        return [chars + [1], chars]
 
     def decode(self, ids: Iterable[int]) -> str:
         """Text of ids; leading, trailing and repeated separators make no empty words."""
@@ -364,6 +373,12 @@ class PhoneTokenizer(Tokenizer):
                 raise ValueError(f"word {word!r} is not in the lexicon")
             ids.extend(self.lexicon[word][0])
         return ids
+
+    def spellings(self, word: str) -> list[list[int]]:
+        """Every pronunciation of `word` (ValueError naming it when it has none)."""
+        if word not in self.lexicon:
+            raise ValueError(f"word {word!r} is not in the lexicon")
+        return self.lexicon[word]
 
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self._symbols(ids))

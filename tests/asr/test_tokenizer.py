@@ -205,3 +205,13 @@ def test_words_txt_layout_errors(tmp_path, text, line):
     path.write_text(text)
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}, line {line}: .*must end with"):
         read_words_txt(path)
+
+
+def test_spellings_cover_how_each_tokenizer_writes_a_word_inside_a_sentence():
+    chars = CharTokenizer.build(["the cat"])
+    the = chars.encode("the")
+    assert chars.spellings("the") == [the + [1], the]  # followed by the separator, or last
+    phones = PhoneTokenizer({"A": [["a"], ["a", "h"]]})
+    assert phones.spellings("A") == phones.lexicon["A"]
+    with pytest.raises(ValueError, match="'B' is not in the lexicon"):
+        phones.spellings("B")

@@ -1,0 +1,39 @@
+"""`asr train`: manifests in, a model directory out that `asr transcribe` loads; reruns resume."""
+
+import json
+
+import torch
+
+from asr import cli
+from asr.data import Utterance, write_manifest
+from asr.model_dir import load_model_dir
+
+from .conftest import RATE, noise_wav
+
+CONFIG = {"model": {"input_dim": 23, "d_model": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64},
+          "train": {"epochs": 2, "warmup_steps": 2, "log_every": 1}, "sample_rate": RATE, "batch_seconds": 4}
+
+
+def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, capsys):
+    texts = ["YES NO", "NO NO YES", "YES", "NO YES YES", "NO", "YES YES"]
+    utterances = [Utterance(f"u{i}", str(noise_wav(tmp_path / f"u{i}.wav", 1.0, i)), 1.0, text, "s")
+                  for i, text in enumerate(texts)]
+    write_manifest(tmp_path / "train.jsonl", utterances[:4])
+    write_manifest(tmp_path / "valid.jsonl", utterances[4:])
+    (tmp_path / "config.json").write_text(json.dumps(CONFIG))
+    arguments = ["train", "--train", str(tmp_path / "train.jsonl"), "--valid", str(tmp_path / "valid.jsonl"),
+                 "--exp-dir", str(tmp_path / "exp"), "--config", str(tmp_path / "config.json"), "--lm-order", "2"]
+    assert cli.main(arguments) == 0
+    saved = load_model_dir(tmp_path / "exp" / "model")
+    assert saved.words == ["NO", "YES"] and saved.tokens[:2] == ["<blk>", "|"]
+    assert (tmp_path / "exp" / "lm.arpa").read_text().startswith("\\data\\")
+    assert (saved.graph.ilabel == -1).any()  # an LM graph: back-off and word-end epsilon arcs, so beam search
+    weights = {k: v.clone() for k, v in saved.model.state_dict().items()}
+    assert cli.main(arguments) == 0  # everything is checkpointed: the rerun resumes after the last epoch
+    again = load_model_dir(tmp_path / "exp" / "model").model.state_dict()
+    assert all(torch.equal(weights[k], again[k]) for k in weights)
+    capsys.readouterr()
+    assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav")]) == 0
+    assert set(capsys.readouterr().out.split()[1:]) <= {"YES", "NO"}
+    assert cli.main(arguments[:-2] + ["--tokens", "words"]) == 2
+    assert "tokens must be 'char' or 'bpe:N'" in capsys.readouterr().err
