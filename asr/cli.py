@@ -200,6 +200,19 @@ def _cmd_lm(args) -> int:
     return 0
 
 
+def _add_audio_arguments(command: argparse.ArgumentParser, default_format: str, json_help: str) -> None:
+    """MODEL, AUDIO..., output format and place, device and batch size: shared by transcribe and align."""
+    command.add_argument("model", help="model directory written by a recipe or `asr train` (e.g. exp/digits/model)")
+    command.add_argument("audio", nargs="+", help="audio files, directories, wav.scp files or .jsonl manifests")
+    command.add_argument("-f", "--format", default=default_format,
+                         help=f"comma-separated output formats: txt (Kaldi text), {json_help}, ctm, srt, vtt (one "
+                              f"subtitle file per input; need -o). Without -o only the first is printed. "
+                              f"Default: {default_format}")
+    command.add_argument("-o", "--output-dir", help="write transcripts.{txt,json,ctm} and ID.{srt,vtt} here")
+    command.add_argument("--device", default="cpu", help="torch device for the encoder (cpu, cuda, cuda:1)")
+    command.add_argument("--batch-size", type=int, default=8, help="files processed together (default 8)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr",
@@ -231,15 +244,7 @@ def _parser() -> argparse.ArgumentParser:
                "  asr transcribe exp/yesno/model waves/ -f srt -o subtitles/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    transcribe.add_argument("model", help="model directory written by a recipe (e.g. exp/digits/model)")
-    transcribe.add_argument("audio", nargs="+", help="audio files, directories, wav.scp files or .jsonl manifests")
-    transcribe.add_argument("-f", "--format", default="txt",
-                            help="comma-separated output formats: txt (Kaldi text), json (one object per line, "
-                                 "with word times), ctm, srt, vtt (one subtitle file per input; need -o). "
-                                 "Without -o only the first is printed. Default: txt")
-    transcribe.add_argument("-o", "--output-dir", help="write transcripts.{txt,json,ctm} and ID.{srt,vtt} here")
-    transcribe.add_argument("--device", default="cpu", help="torch device for the encoder (cpu, cuda, cuda:1)")
-    transcribe.add_argument("--batch-size", type=int, default=8, help="files decoded together (default 8)")
+    _add_audio_arguments(transcribe, "txt", "json (one object per line, with word times)")
     search = transcribe.add_argument_group(
         "graph and search", "By default the model directory's graph is searched exactly (Viterbi). A larger "
         "graph, e.g. a lexicon with an n-gram LM, is searched with a WFST beam search.")
@@ -266,16 +271,10 @@ def _parser() -> argparse.ArgumentParser:
                "  asr align exp/yesno/model data/test.jsonl -f ctm -o alignments/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    align.add_argument("model", help="model directory written by a recipe")
-    align.add_argument("audio", nargs="+", help="audio files, directories, wav.scp files or .jsonl manifests")
+    _add_audio_arguments(align, "ctm", "json (one object per line, with word and token times)")
     align.add_argument("--text", help="Kaldi text file: utterance id, then its words")
     align.add_argument("--transcript", help="the words of the single audio file given")
-    align.add_argument("-f", "--format", default="ctm", help="txt, json (with token times), ctm, srt or vtt, "
-                       "comma-separated (default ctm)")
-    align.add_argument("-o", "--output-dir", help="write transcripts.{txt,json,ctm} and ID.{srt,vtt} here")
     align.add_argument("--plot", metavar="DIR", help="draw ID.png per file here")
-    align.add_argument("--device", default="cpu", help="torch device for the encoder")
-    align.add_argument("--batch-size", type=int, default=8, help="files aligned together (default 8)")
     align.set_defaults(run=_cmd_align)
 
     compile_graph = commands.add_parser(
