@@ -37,7 +37,10 @@ def _cmd_transcribe(args) -> int:
 
     formats = _formats(args)
     saved = load_model_dir(args.model)
-    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), _beam_options(args))
+    if args.prefix_beam is not None and (args.graph or args.lexicon or args.beam is not None):
+        raise ValueError("--prefix-beam decodes without a graph: drop --graph, --lexicon and --beam")
+    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), _beam_options(args),
+                            args.prefix_beam)
     inputs = list(find_inputs(args.audio))
     return _write_results(args, "transcribe", recognizer.transcribe(inputs, batch_size=args.batch_size), len(inputs),
                           formats, format_transcript)
@@ -257,6 +260,8 @@ def _parser() -> argparse.ArgumentParser:
                         "(default 2000)")
     search.add_argument("--lm-scale", type=float, default=1.0, help="graph (LM) score weight (default 1.0)")
     search.add_argument("--word-score", type=float, default=0.0, help="bonus added per word (default 0)")
+    search.add_argument("--prefix-beam", type=int, metavar="K", help="no graph: CTC prefix beam search keeping K "
+                        "prefixes (character and word-piece models; any word can come out)")
     transcribe.set_defaults(run=_cmd_transcribe)
 
     align = commands.add_parser(

@@ -3,7 +3,8 @@
 The decoding graph HLG maps frame labels to words: H is the CTC topology, L the lexicon,
 G the grammar (an acceptor over words). Its best path through the emissions is found by
 `graphs.align_dense`; the words are the output labels of the arcs taken. Large graphs
-(`asr.lang.compile_hlg`, with epsilon arcs) are searched with `WfstDecoder` (beam search).
+(`asr.lang.compile_hlg`, with epsilon arcs) are searched with `WfstDecoder` (beam search);
+`prefix_beam_search` decodes without a lexicon (characters or word pieces).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import torch
 import graphs
 
 from .beam_search import BeamSearchResult, WfstDecoder
+from .prefix_search import PrefixSearchResult, prefix_beam_search
 
-__all__ = ["BeamSearchResult", "WfstDecoder", "decoding_graph", "force_align", "greedy_ctc", "viterbi_words",
-           "word_spans"]
+__all__ = ["BeamSearchResult", "PrefixSearchResult", "WfstDecoder", "decoding_graph", "force_align", "greedy_ctc",
+           "prefix_beam_search", "viterbi_words", "word_spans"]
 
 
 def greedy_ctc(log_probs: torch.Tensor, lengths, blank: int = 0) -> list[list[int]]:

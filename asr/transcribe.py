@@ -18,7 +18,7 @@ import graphs
 
 from .audio import AudioError, EmptyAudioError, load_audio
 from .data import read_manifest
-from .decode import WfstDecoder, force_align, viterbi_words, word_spans
+from .decode import WfstDecoder, force_align, prefix_beam_search, viterbi_words, word_spans
 from .lang import DecodingGraph
 from .model_dir import ModelDir
 
@@ -88,14 +88,18 @@ class Recognizer:
     """Batched decoding with a `ModelDir` on `device`: through the directory's own graph, or
     `graph` (e.g. a 5k-word HLG from `asr compile-graph`). Graphs without epsilon input arcs
     are searched exactly (Viterbi) unless `beam` options are given; others with beam search,
-    and word times then come from a forced alignment of the words found."""
+    and word times then come from a forced alignment of the words found. `prefix_beam`
+    decodes without any graph (CTC prefix beam search of that width, text from the tokenizer)."""
 
     def __init__(self, saved: ModelDir, device: str = "cpu", graph: DecodingGraph | None = None,
-                 beam: BeamOptions | None = None):
+                 beam: BeamOptions | None = None, prefix_beam: int | None = None):
         self.saved, self.device = saved, torch.device(device)
         self.model = saved.model.to(self.device)
         self.min_samples = self._min_samples()
         self.graph = graph or saved.decoding_graph()
+        self.prefix_beam = prefix_beam
+        if prefix_beam is not None and getattr(saved.tokenizer, "kind", None) == "phone":
+            raise ValueError("lexicon-free decoding needs a character or word-piece model; this one outputs phones")
         if beam is None and bool((self.graph.graph.ilabel == graphs.EPSILON).any()):
             beam = BeamOptions()
         self.decoder = None if beam is None else WfstDecoder(self.graph.graph, **dataclasses.asdict(beam))
@@ -142,6 +146,14 @@ class Recognizer:
 
     def _fill(self, transcripts: list[Transcript], log_probs: torch.Tensor, lengths: torch.Tensor) -> None:
         """Set each transcript's words and times from its emissions."""
+        if self.prefix_beam is not None:
+            tokenizer = self.saved.tokenizer
+            found = prefix_beam_search(log_probs, lengths, self.prefix_beam).tokens
+            words = [tokenizer.decode(tokens).split() for tokens in found]
+            spans = force_align(log_probs, lengths, [[tokenizer.spellings(w) for w in ws] for ws in words])[0]
+            for transcript, ws, frames in zip(transcripts, words, spans):
+                self._set_words(transcript, ws, frames)
+            return
         if self.decoder is None:
             indexes, alignment = viterbi_words(log_probs, lengths, self.graph.graph)
             spans = word_spans(alignment, [self.graph.graph.olabel], lengths)

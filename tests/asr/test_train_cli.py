@@ -35,5 +35,11 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
     capsys.readouterr()
     assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav")]) == 0
     assert set(capsys.readouterr().out.split()[1:]) <= {"YES", "NO"}
+    # lexicon-free: CTC prefix beam search over the characters, word times by forced alignment
+    assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav"), "--prefix-beam", "4",
+                     "-f", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert set("".join(record["text"].split())) <= set("YESNO")
+    assert len(record["words"]) == len(record["text"].split())
     assert cli.main(arguments[:-2] + ["--tokens", "words"]) == 2
     assert "tokens must be 'char' or 'bpe:N'" in capsys.readouterr().err

@@ -134,3 +134,9 @@ def test_compile_graph_with_an_lm_and_decode_with_it(model_dir, tmp_path, capsys
                      "-o", str(tmp_path / "graph2")]) == 0
     assert cli.main(["transcribe", str(model_dir), audio, "--graph", str(tmp_path / "graph2")]) == 2
     assert "differs from the model's token set" in capsys.readouterr().err
+
+
+def test_prefix_beam_needs_a_character_or_word_piece_model(model_dir, tmp_path, capsys):
+    audio = str(noise_wav(tmp_path / "a.wav", 1.0, 0))
+    assert cli.main(["transcribe", str(model_dir), audio, "--prefix-beam", "4"]) == 2
+    assert "outputs phones" in capsys.readouterr().err

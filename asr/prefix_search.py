@@ -1,0 +1,136 @@
+"""Lexicon-free CTC prefix beam search, batched over utterances and vectorized over hypotheses.
+
+Each hypothesis is a token prefix with two scores: the log-probability of all alignments of
+the frames so far that collapse to it and end in a blank (pb), or in its last token (pnb).
+A frame either keeps a prefix (blank, or its last token repeated) or extends it by a token
+(after a blank when the token repeats the last one). Extensions that spell a prefix already
+in the beam merge into it (log-add), so a prefix's score sums over its alignments, which
+makes this better than greedy decoding. A prefix is identified by a 64-bit polynomial hash
+of its tokens (so the same prefix reached twice merges, whatever its history) and spelled
+from a node of a trie shared by the batch (parent node, token). The `beam` best prefixes
+per utterance survive each frame; only the `beam` best extensions per utterance are
+considered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+NEG_INF = float("-inf")
+
+
+@dataclass
+class PrefixSearchResult:
+    """Best token sequence of each utterance and its log-probability (summed over alignments)."""
+
+    tokens: list[list[int]]
+    score: torch.Tensor
+
+
+@torch.no_grad()
+def prefix_beam_search(log_probs: torch.Tensor, lengths, beam: int = 10, blank: int = 0) -> PrefixSearchResult:
+    """CTC prefix beam search over emissions [B, T, V] (utterance b uses lengths[b] frames)."""
+    if beam < 1:
+        raise ValueError(f"beam must be >= 1, got {beam}")
+    size, frames, vocab = log_probs.shape
+    device = log_probs.device
+    lengths = torch.as_tensor(lengths, device=device).reshape(-1).long()
+    if lengths.numel() != size:
+        raise ValueError(f"prefix beam search: {lengths.numel()} lengths for a batch of {size}")
+    log_probs = log_probs.float()
+    # Beam state [B, K]: prefix hash (0: empty), trie node (0: empty), last token (-1: none), pb, pnb.
+    key = torch.zeros(size, beam, dtype=torch.long, device=device)
+    node = torch.zeros(size, beam, dtype=torch.long, device=device)
+    last = torch.full((size, beam), -1, dtype=torch.long, device=device)
+    pb = torch.full((size, beam), NEG_INF, device=device)
+    pb[:, 0] = 0.0
+    pnb = torch.full((size, beam), NEG_INF, device=device)
+    trie = _Trie(device)
+    utt = torch.arange(size, device=device)
+    tokens = torch.arange(vocab, device=device)
+    for t in range(frames):
+        frame = log_probs[:, t]  # [B, V]
+        total = torch.logaddexp(pb, pnb)
+        # Staying on the prefix: a blank, or the last token again.
+        stay_b = total + frame[:, blank, None]
+        stay_nb = torch.where(last >= 0, pnb + frame.gather(1, last.clamp(min=0)), NEG_INF)
+        # Extending by token c: after a blank when c repeats the last token.
+        extend = torch.where(tokens[None, None, :] == last[:, :, None], pb[:, :, None], total[:, :, None])
+        extend = (extend + frame[:, None, :]).masked_fill(tokens == blank, NEG_INF)  # [B, K, V]
+        best_ext, flat = extend.reshape(size, -1).topk(beam, dim=1)
+        hyp, token = flat // vocab, flat % vocab
+        child_key = key.gather(1, hyp) * _HASH_PRIME + token + 1  # wraps around: a 64-bit hash
+        child_node = trie.add(node.gather(1, hyp).reshape(-1), token.reshape(-1)).reshape(size, beam)
+        # K stays + K extensions per utterance; copies of one prefix are log-added into the first.
+        keys = torch.cat([key, child_key], dim=1)
+        cand_b, cand_nb = _merge(utt, keys, torch.cat([stay_b, torch.full_like(best_ext, NEG_INF)], dim=1),
+                                 torch.cat([stay_nb, best_ext], dim=1))
+        order = torch.logaddexp(cand_b, cand_nb).topk(beam, dim=1).indices
+        active = (t < lengths)[:, None]
+        key = torch.where(active, keys.gather(1, order), key)
+        node = torch.where(active, torch.cat([node, child_node], dim=1).gather(1, order), node)
+        last = torch.where(active, torch.cat([last, token], dim=1).gather(1, order), last)
+        pb = torch.where(active, cand_b.gather(1, order), pb)
+        pnb = torch.where(active, cand_nb.gather(1, order), pnb)
+    score, best = torch.logaddexp(pb, pnb).max(dim=1)
+    return PrefixSearchResult(trie.spell(node.gather(1, best[:, None]).flatten()), score.cpu())
+
+
+_HASH_PRIME = 0x100000001B3  # FNV-1a's 64-bit prime
+
+
+def _merge(utt, keys, cand_b, cand_nb):
+    """Log-add candidates of one utterance with the same prefix hash into the first of them;
+    every other copy gets -inf."""
+    size, width = keys.shape
+    pair = torch.stack([utt[:, None].expand(size, width).reshape(-1), keys.reshape(-1)], dim=1)
+    unique, group = torch.unique(pair, dim=0, return_inverse=True)
+    groups = unique.shape[0]
+    fill = torch.full((groups,), NEG_INF, device=keys.device)
+    sum_b = _logsumexp_by(fill, group, cand_b.reshape(-1))
+    sum_nb = _logsumexp_by(fill, group, cand_nb.reshape(-1))
+    position = torch.arange(group.numel(), device=keys.device)
+    first = torch.full((groups,), group.numel(), device=keys.device).scatter_reduce(0, group, position, "amin")
+    keep = first[group] == position
+    merged_b = torch.where(keep, sum_b[group], NEG_INF).reshape(size, width)
+    merged_nb = torch.where(keep, sum_nb[group], NEG_INF).reshape(size, width)
+    return merged_b, merged_nb
+
+
+def _logsumexp_by(fill: torch.Tensor, group: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    peak = fill.clone().scatter_reduce(0, group, values, "amax")
+    safe = torch.where(torch.isfinite(peak), peak, 0.0)
+    total = torch.zeros_like(fill).scatter_add(0, group, (values - safe[group]).exp())
+    return safe + total.log()
+
+
+class _Trie:
+    """Prefixes as (parent node, token) nodes, for spelling the result; node 0 is the empty prefix."""
+
+    def __init__(self, device):
+        self.parent = [torch.tensor([-1], device=device)]
+        self.token = [torch.tensor([-1], device=device)]
+        self.size = 1
+
+    def add(self, parent: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+        """New nodes spelling each parent's prefix plus its token; returns their ids."""
+        ids = self.size + torch.arange(parent.numel(), device=parent.device)
+        self.parent.append(parent)
+        self.token.append(token)
+        self.size += parent.numel()
+        return ids
+
+    def spell(self, ids: torch.Tensor) -> list[list[int]]:
+        """Token sequences of trie nodes (all walked up together)."""
+        parent, token = torch.cat(self.parent).cpu(), torch.cat(self.token).cpu()
+        ids = ids.cpu()
+        steps = []
+        while bool((ids > 0).any()):
+            steps.append(torch.where(ids > 0, token[ids.clamp(min=0)], -1))
+            ids = torch.where(ids > 0, parent[ids.clamp(min=0)], ids)
+        if not steps:
+            return [[] for _ in range(ids.numel())]
+        rows = torch.stack(steps[::-1], dim=1)
+        return [row[row >= 0].tolist() for row in rows]

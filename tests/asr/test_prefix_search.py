@@ -1,0 +1,58 @@
+"""Lexicon-free CTC prefix beam search against brute-force enumeration of alignments."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from asr.decode import greedy_ctc
+from asr.prefix_search import prefix_beam_search
+
+
+def collapse(path, blank=0):
+    return tuple(t for i, t in enumerate(path) if t != blank and (i == 0 or path[i - 1] != t))
+
+
+def label_probabilities(log_probs):
+    """log P(labelling) for every labelling, by summing all V^T alignments."""
+    frames, vocab = log_probs.shape
+    totals = {}
+    for path in itertools.product(range(vocab), repeat=frames):
+        score = float(sum(log_probs[t, v] for t, v in enumerate(path)))
+        label = collapse(path)
+        totals[label] = float(torch.logaddexp(torch.tensor(totals.get(label, -math.inf)), torch.tensor(score)))
+    return totals
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_wide_beam_finds_the_most_probable_labelling_with_its_exact_probability(seed):
+    torch.manual_seed(seed)
+    log_probs = torch.randn(3, 6, 3).mul(1.5).log_softmax(-1)
+    lengths = [6, 5, 3]
+    result = prefix_beam_search(log_probs, lengths, beam=64)
+    for b, length in enumerate(lengths):
+        totals = label_probabilities(log_probs[b, :length])
+        best = max(totals, key=totals.get)
+        assert tuple(result.tokens[b]) == best
+        assert result.score[b].item() == pytest.approx(totals[best], abs=1e-4)
+
+
+def test_summing_alignments_beats_greedy_where_greedy_is_wrong():
+    # blank is the likelier label at every frame, yet "a" is the likelier labelling
+    probs = torch.tensor([[0.6, 0.4], [0.6, 0.4]])
+    log_probs = probs.log()[None]
+    assert greedy_ctc(log_probs, [2]) == [[]]  # the best single path is all blanks: P = .36
+    result = prefix_beam_search(log_probs, [2], beam=4)
+    assert result.tokens == [[1]]  # "a": .4*.4 + .4*.6 + .6*.4 = .64
+    assert result.score[0].item() == pytest.approx(math.log(0.64), abs=1e-6)
+
+
+def test_narrow_beams_stay_valid_and_no_frames_give_nothing():
+    torch.manual_seed(0)
+    log_probs = torch.randn(4, 30, 6).log_softmax(-1)
+    result = prefix_beam_search(log_probs, [30, 20, 1, 0], beam=2)
+    assert result.tokens[3] == [] and result.score[3].item() == 0.0
+    assert all(0 < t < 6 for tokens in result.tokens for t in tokens)
+    with pytest.raises(ValueError, match="beam"):
+        prefix_beam_search(log_probs, [30] * 4, beam=0)
