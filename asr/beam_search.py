@@ -28,12 +28,16 @@ class BeamSearchResult:
     """Best path of each utterance: `words[b]` (graph output labels), `word_frames[b]` (the
     frame at which each word's arc was taken: the word's last token), `score` [B] (-inf when
     no token survived), and `reached_final[b]` (False when the best path had to end outside
-    the graph's accept nodes, as Kaldi falls back when no final state is active)."""
+    the graph's accept nodes, as Kaldi falls back when no final state is active). With a
+`lattice_beam`, `lattices[b]` is the word lattice: a deterministic, minimal acceptor over
+word labels whose path weights are the best scores of each word sequence within
+lattice_beam of the best (Kaldi's compact lattice, without alignments)."""
 
     words: list[list[int]]
     word_frames: list[list[int]]
     score: torch.Tensor
     reached_final: list[bool]
+    lattices: list[graphs.Graph] | None = None
 
 
 class _Arcs:
@@ -70,10 +74,13 @@ class WfstDecoder:
     """
 
     def __init__(self, graph: graphs.Graph, beam: float = 16.0, max_active: int = 2000, lm_scale: float = 1.0,
-                 word_score: float = 0.0, device: str | torch.device = "cpu"):
+                 word_score: float = 0.0, device: str | torch.device = "cpu", lattice_beam: float | None = None):
         if beam <= 0 or max_active < 1:
             raise ValueError(f"beam must be > 0 and max_active >= 1, got {beam} and {max_active}")
+        if lattice_beam is not None and not 0 <= lattice_beam <= beam:
+            raise ValueError(f"lattice_beam must lie in [0, beam={beam}], got {lattice_beam}")
         self.beam, self.max_active, self.device = float(beam), int(max_active), torch.device(device)
+        self.lattice_beam = lattice_beam
         weight = graph.weight.detach().float() * lm_scale + word_score * (graph.olabel != graphs.EPSILON).float()
         emitting = graph.ilabel != graphs.EPSILON
         self.emitting = _Arcs(graph, emitting, weight, self.device)
@@ -96,66 +103,88 @@ class WfstDecoder:
         if self.emitting.ilabel.numel() and int(self.emitting.ilabel.max()) >= vocab:
             raise ValueError(f"beam search: the graph has input labels >= {vocab}, the emissions' vocabulary")
         records = _Records(self.device)
+        lattice = _LatticeArcs() if self.lattice_beam is not None else None
         utt = torch.arange(size, device=self.device).repeat_interleave(self.start.numel())
         tokens = _Tokens(utt, self.start.repeat(size), torch.zeros(utt.numel(), device=self.device),
-                         torch.full_like(utt, -1))
-        tokens = self._follow_epsilons(tokens, records, -1, size)
+                         torch.full_like(utt, -1), torch.arange(utt.numel(), device=self.device))
+        first_tokens = tokens
+        next_id = utt.numel()
+        tokens, next_id = self._follow_epsilons(tokens, records, -1, size, lattice, next_id)
         finished: list[_Tokens] = [tokens.select(lengths[tokens.utt] == 0)]
         for t in range(frames):
             tokens = tokens.select(lengths[tokens.utt] > t)
             if not tokens.utt.numel():
                 break
-            tokens = self._advance(tokens, log_probs[:, t], records, t, size)
-            tokens = self._follow_epsilons(tokens, records, t, size)
+            if lattice is not None:
+                lattice.start_frame()
+            tokens, next_id = self._advance(tokens, log_probs[:, t], records, t, size, lattice, next_id)
+            tokens, next_id = self._follow_epsilons(tokens, records, t, size, lattice, next_id)
             finished.append(tokens.select(lengths[tokens.utt] == t + 1))
-        return self._best_paths(_Tokens.cat(finished), records, size)
+        result = self._best_paths(_Tokens.cat(finished), records, size)
+        if lattice is not None:
+            result.lattices = self._word_lattices(lattice, first_tokens, _Tokens.cat(finished), size)
+        return result
 
-    def _advance(self, tokens: _Tokens, frame_log_probs: torch.Tensor, records: _Records, t: int, size: int
-                 ) -> _Tokens:
+    def _advance(self, tokens: _Tokens, frame_log_probs: torch.Tensor, records: _Records, t: int, size: int,
+                 lattice: _LatticeArcs | None, next_id: int) -> tuple[_Tokens, int]:
         tokens = tokens.select(self._within_max_active(tokens))  # as Kaldi: on all tokens, epsilon-reached too
         token, arc = self.emitting.expand(tokens.node)
         arcs = self.emitting
         utt = tokens.utt[token]
         score = tokens.score[token] + arcs.weight[arc] + frame_log_probs[utt, arcs.ilabel[arc]]
-        keep = score >= _best(utt, score, size)[utt] - self.beam
+        best = _best(utt, score, size)
+        keep = score >= best[utt] - self.beam
         token, arc, utt, score = token[keep], arc[keep], utt[keep], score[keep]
-        winner = self._recombine(utt, arcs.dst[arc], score)
+        winner, group = self._recombine(utt, arcs.dst[arc], score)
+        ids = next_id + torch.arange(winner.numel(), device=self.device)
+        if lattice is not None:  # every candidate in the beam becomes an arc into its node's token
+            lattice.add(utt, tokens.id[token], ids[group], arcs.olabel[arc], score - tokens.score[token])
         token, arc = token[winner], arc[winner]
         record = records.extend(tokens.record[token], arcs.olabel[arc], t)
-        return _Tokens(tokens.utt[token], arcs.dst[arc], score[winner], record)
+        return _Tokens(tokens.utt[token], arcs.dst[arc], score[winner], record, ids), next_id + winner.numel()
 
-    def _follow_epsilons(self, tokens: _Tokens, records: _Records, frame: int, size: int) -> _Tokens:
+    def _follow_epsilons(self, tokens: _Tokens, records: _Records, frame: int, size: int,
+                         lattice: _LatticeArcs | None, next_id: int) -> tuple[_Tokens, int]:
         """Add the tokens reachable over epsilon-input arcs (within the beam), round by round
         from the tokens added last; the epsilon arcs form no cycle, so the rounds end. Tokens
-        reaching a node twice are recombined once at the end."""
+        reaching a node twice are recombined once at the end (and their lattice arcs moved
+        to the surviving token)."""
         if not self.epsilon.dst.numel():
-            return tokens
-        threshold = _best(tokens.utt, tokens.score, size) - self.beam
+            return tokens, next_id
+        best = _best(tokens.utt, tokens.score, size)
         parts, frontier = [tokens], tokens
         while True:
             token, arc = self.epsilon.expand(frontier.node)
             utt = frontier.utt[token]
             score = frontier.score[token] + self.epsilon.weight[arc]
-            keep = score >= threshold[utt]
+            keep = score >= best[utt] - self.beam
             if not bool(keep.any()):
                 break
-            token, arc = token[keep], arc[keep]
+            token, arc, utt, score = token[keep], arc[keep], utt[keep], score[keep]
             record = records.extend(frontier.record[token], self.epsilon.olabel[arc], frame)
-            frontier = _Tokens(utt[keep], self.epsilon.dst[arc], score[keep], record)
+            ids = next_id + torch.arange(token.numel(), device=self.device)
+            next_id += token.numel()
+            if lattice is not None:
+                lattice.add(utt, frontier.id[token], ids, self.epsilon.olabel[arc], score - frontier.score[token])
+            frontier = _Tokens(utt, self.epsilon.dst[arc], score, record, ids)
             parts.append(frontier)
         if len(parts) == 1:
-            return tokens
+            return tokens, next_id
         merged = _Tokens.cat(parts)
-        return merged.select(self._recombine(merged.utt, merged.node, merged.score))
-
-    def _recombine(self, utt: torch.Tensor, node: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
-        """Index of the best candidate for each distinct (utterance, node)."""
+        winner, group = self._recombine(merged.utt, merged.node, merged.score)
+        if lattice is not None:
+            lattice.rename(merged.id, merged.id[winner][group])
+        return merged.select(winner), next_id
+    def _recombine(self, utt: torch.Tensor, node: torch.Tensor, score: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Index of the best candidate for each distinct (utterance, node), and the group
+        (index into those winners) of every candidate."""
         key, group = torch.unique(utt * self.num_nodes + node, return_inverse=True)
         best = torch.full((key.numel(),), NEG_INF, device=score.device).scatter_reduce(0, group, score, "amax")
         index = torch.arange(score.numel(), device=score.device)
         winner = torch.where(score == best[group], index, score.numel())
         return torch.full((key.numel(),), score.numel(), device=score.device).scatter_reduce(
-            0, group, winner, "amin")
+            0, group, winner, "amin"), group
 
     def _within_max_active(self, tokens: _Tokens) -> torch.Tensor:
         """Mask of each utterance's `max_active` best tokens."""
@@ -189,6 +218,28 @@ class WfstDecoder:
         return BeamSearchResult(words, word_frames, score.cpu(), reached.cpu().tolist())
 
 
+    def _word_lattices(self, lattice: _LatticeArcs, first: _Tokens, final: _Tokens, size: int) -> list[graphs.Graph]:
+        """Per utterance: the token lattice (every arc explored within the search beam), pruned
+        to the paths within lattice_beam of the best, projected on the words, epsilon-free,
+        determinized and minimized in the tropical semiring."""
+        utt, src, dst, olabel, weight = lattice.arrays()
+        accept = final.select(self.is_accept[final.node])
+        accept = accept if accept.utt.numel() else final
+        raw = []
+        for b in range(size):  # assembling one output graph per utterance
+            mine = utt == b
+            starts, ends = first.id[first.utt == b], accept.id[accept.utt == b]
+            nodes, local = torch.unique(torch.cat([src[mine], dst[mine], starts, ends]), return_inverse=True)
+            arcs = int(mine.sum())
+            raw.append(graphs.Graph.from_arrays(
+                local[:arcs], local[arcs:2 * arcs], olabel[mine], weight=weight[mine].double(),
+                start=local[2 * arcs:2 * arcs + starts.numel()], accept=local[2 * arcs + starts.numel():],
+                num_nodes=nodes.numel()))
+        pruned = graphs.prune(graphs.connect(raw), self.lattice_beam)
+        words = graphs.remove_epsilon(pruned, "tropical")
+        return graphs.minimize(graphs.determinize(words, "tropical"), "tropical")
+
+
 def _check_no_epsilon_cycle(graph: graphs.Graph, epsilon: torch.Tensor) -> None:
     arcs = graphs.Graph.from_arrays(graph.src[epsilon], graph.dst[epsilon], graph.ilabel[epsilon],
                                     num_nodes=graph.num_nodes, start=[], accept=[])
@@ -212,13 +263,50 @@ class _Tokens:
     node: torch.Tensor
     score: torch.Tensor
     record: torch.Tensor
+    id: torch.Tensor  # unique over the whole search: the token's node in the lattice
 
     def select(self, mask: torch.Tensor) -> _Tokens:
-        return _Tokens(self.utt[mask], self.node[mask], self.score[mask], self.record[mask])
+        return _Tokens(self.utt[mask], self.node[mask], self.score[mask], self.record[mask], self.id[mask])
 
     @staticmethod
     def cat(parts: list[_Tokens]) -> _Tokens:
-        return _Tokens(*(torch.cat([getattr(p, name) for p in parts]) for name in ("utt", "node", "score", "record")))
+        return _Tokens(*(torch.cat([getattr(p, name) for p in parts])
+                         for name in ("utt", "node", "score", "record", "id")))
+
+
+class _LatticeArcs:
+    """Arcs between token ids (utterance, source, target, word or epsilon, score increment)."""
+
+    def __init__(self):
+        self.parts: list[tuple[torch.Tensor, ...]] = []
+        self.frame_start = 0
+
+    def start_frame(self) -> None:
+        self.frame_start = len(self.parts)
+
+    def add(self, utt, src, dst, olabel, weight) -> None:
+        self.parts.append((utt, src, dst, olabel, weight))
+
+    def rename(self, old: torch.Tensor, new: torch.Tensor) -> None:
+        """Token `old[i]` lost to `new[i]` (same node, same frame): its arcs move to the
+        survivor. Only arcs of the current frame can name a token of this frame."""
+        moved = old != new
+        if not bool(moved.any()):
+            return
+        old, new = old[moved], new[moved]
+        order = torch.argsort(old)
+        old, new = old[order], new[order]
+        for i in range(self.frame_start, len(self.parts)):
+            utt, src, dst, olabel, weight = self.parts[i]
+            self.parts[i] = (utt, _rename(src, old, new), _rename(dst, old, new), olabel, weight)
+
+    def arrays(self) -> tuple[torch.Tensor, ...]:
+        return tuple(torch.cat([p[k] for p in self.parts]).cpu() for k in range(5))
+
+
+def _rename(ids: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    position = torch.searchsorted(old, ids).clamp(max=old.numel() - 1)
+    return torch.where(old[position] == ids, new[position], ids)
 
 
 class _Records:

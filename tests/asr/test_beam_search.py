@@ -1,5 +1,6 @@
 """WFST beam search against exact Viterbi decoding through the unoptimized graph."""
 
+import itertools
 import random
 
 import pytest
@@ -97,3 +98,47 @@ def test_bad_input_is_a_clear_error_and_no_frames_give_no_words(lm):
         [0, 1], [1, 1], [0, 1], weight=[0.0, 0.0], start=[0], accept=[1]))
     result = WfstDecoder(one_word_at_least)(torch.zeros(2, 5, 4).log_softmax(-1), [0, 5])
     assert result.reached_final == [False, True]  # Kaldi's fallback: the best token, final or not
+
+
+def exact_word_sequence_scores(lm, log_probs, length, max_words=4):
+    """Best score of every word sequence up to max_words words, by Viterbi through the
+    reference graph restricted to that sequence."""
+    reference = graphs.remove_epsilon(decoding_graph(4, LEXICON, graphs.remove_epsilon(
+        grammar_from_arpa(lm, WORDS), "tropical")), "tropical")
+    keep = reference.ilabel != graphs.EPSILON
+    reference = graphs.Graph.from_arrays(reference.src[keep], reference.dst[keep], reference.ilabel[keep],
+                                         reference.olabel[keep], weight=reference.weight[keep].double(),
+                                         start=reference.start, accept=reference.accept,
+                                         num_nodes=reference.num_nodes)
+    sequences = [list(s) for n in range(max_words + 1) for s in itertools.product(range(len(WORDS)), repeat=n)]
+    restricted = graphs.compose([reference] * len(sequences), graphs.sequence_graph(sequences, dtype=torch.float64))
+    scores = graphs.align_dense(log_probs[None].expand(len(sequences), -1, -1).double(), [length] * len(sequences),
+                                restricted).score
+    return {tuple(s): float(v) for s, v in zip(sequences, scores) if v > float("-inf")}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lattice_holds_every_word_sequence_within_the_lattice_beam_with_its_best_score(lm, seed):
+    """As in Kaldi, pruning keeps every arc on some path within the lattice beam, so the
+    lattice holds every word sequence within the beam with its exact best score; sequences
+    made of kept arcs but worse than the beam may remain too, never above their best score."""
+    torch.manual_seed(seed)
+    frames = 5  # at most 5 words: every word sequence is enumerated below
+    log_probs = (2.0 * torch.randn(1, frames, 4)).log_softmax(-1)
+    lattice_beam = 6.0
+    result = WfstDecoder(hlg(lm), beam=1e9, max_active=10**6, lattice_beam=lattice_beam)(log_probs, [frames])
+    found = {}
+    for path in graphs.nbest(result.lattices[0], 100_000):
+        ordered = graphs.topsort(path)
+        found[tuple(int(w) for w in ordered.olabel if w != graphs.EPSILON)] = float(ordered.weight.sum())
+    exact = exact_word_sequence_scores(lm, log_probs[0], frames, max_words=frames)
+    best = max(exact.values())
+    within = {words for words, score in exact.items() if score >= best - lattice_beam}
+    assert within <= found.keys() and len(within) > 1
+    for words, score in found.items():
+        if words in within:
+            assert score == pytest.approx(exact[words], abs=1e-3), words
+        else:
+            assert score < best - lattice_beam and score <= exact[words] + 1e-3, words
+    assert tuple(result.words[0]) == max(exact, key=exact.get)
+    assert result.score[0].item() == pytest.approx(best, abs=1e-3)
