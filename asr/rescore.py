@@ -1,0 +1,47 @@
+"""N-best lists from word lattices, and their rescoring with another (larger) n-gram LM.
+
+A lattice path's score is the acoustic score plus `lm_scale` times the decoding graph's LM
+log-probability (natural log) plus `word_score` per word. Rescoring swaps the LM part: it
+subtracts `lm_scale` times the old LM's probability of the sentence and adds the new one's,
+both computed exactly from the ARPA models (as Kaldi's lattice-lmrescore with a
+deterministic on-demand LM), so the n-best list is reordered by acoustic + new LM.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import graphs
+
+from .lm import LN10, NgramLM
+
+
+@dataclass
+class Hypothesis:
+    """A word sequence (graph output labels) and its total score."""
+
+    words: list[int]
+    score: float
+
+
+def nbest_hypotheses(lattice: graphs.Graph, n: int) -> list[Hypothesis]:
+    """The n best word sequences of a word lattice (`BeamSearchResult.lattices[b]`), best first."""
+    hypotheses = []
+    for path in graphs.nbest(lattice, n):
+        ordered = graphs.topsort(path)
+        hypotheses.append(Hypothesis([int(w) for w in ordered.olabel.tolist() if w != graphs.EPSILON],
+                                     float(ordered.weight.sum())))
+    return hypotheses
+
+
+def rescore(hypotheses: Sequence[Hypothesis], words: Sequence[str], old_lm: NgramLM, new_lm: NgramLM,
+            lm_scale: float = 1.0) -> list[Hypothesis]:
+    """The hypotheses with the old LM's contribution replaced by the new LM's, best first.
+    A sentence the new LM gives probability zero (an unknown word and no <unk>) gets -inf."""
+    rescored = []
+    for hypothesis in hypotheses:
+        sentence = [words[w] for w in hypothesis.words]
+        change = new_lm.sentence_log10_prob(sentence) - old_lm.sentence_log10_prob(sentence)
+        rescored.append(Hypothesis(hypothesis.words, hypothesis.score + lm_scale * LN10 * change))
+    return sorted(rescored, key=lambda h: h.score, reverse=True)
