@@ -14,6 +14,7 @@ frame, previous record), so memory grows with the words hypothesized, not with f
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -21,6 +22,7 @@ import torch
 import graphs
 
 NEG_INF = float("-inf")
+MAX_LATTICE_PATHS = 1_000_000  # word lattices with more paths are left undeterminized (see BeamSearchResult)
 
 
 @dataclass
@@ -31,7 +33,10 @@ class BeamSearchResult:
     the graph's accept nodes, as Kaldi falls back when no final state is active). With a
 `lattice_beam`, `lattices[b]` is the word lattice: a deterministic, minimal acceptor over
 word labels whose path weights are the best scores of each word sequence within
-lattice_beam of the best (Kaldi's compact lattice, without alignments)."""
+lattice_beam of the best (Kaldi's compact lattice, without alignments). A lattice with more
+than MAX_LATTICE_PATHS paths (a poor model and a wide lattice beam give exponentially many
+word sequences; Kaldi prunes while determinizing) is returned epsilon-free but not
+determinized: a word sequence may then have several paths."""
 
     words: list[list[int]]
     word_frames: list[list[int]]
@@ -235,9 +240,15 @@ class WfstDecoder:
                 local[:arcs], local[arcs:2 * arcs], olabel[mine], weight=weight[mine].double(),
                 start=local[2 * arcs:2 * arcs + starts.numel()], accept=local[2 * arcs + starts.numel():],
                 num_nodes=nodes.numel()))
-        pruned = graphs.prune(graphs.connect(raw), self.lattice_beam)
-        words = graphs.remove_epsilon(pruned, "tropical")
-        return graphs.minimize(graphs.determinize(words, "tropical"), "tropical")
+        words = graphs.remove_epsilon(graphs.prune(graphs.connect(raw), self.lattice_beam), "tropical")
+        # A deterministic word lattice has a state per distinct word-sequence prefix: count the
+        # paths (log-sum of zero weights) and leave the lattices with too many as they are.
+        unweighted = [graphs.Graph.from_arrays(g.src, g.dst, g.ilabel, weight=torch.zeros(g.num_arcs), start=g.start,
+                                               accept=g.accept, num_nodes=g.num_nodes) for g in words]
+        small = (graphs.forward_score(unweighted) <= math.log(MAX_LATTICE_PATHS)).tolist()
+        chosen = [g for g, ok in zip(words, small) if ok]
+        determinized = iter(graphs.minimize(graphs.determinize(chosen, "tropical"), "tropical") if chosen else [])
+        return [next(determinized) if ok else g for g, ok in zip(words, small)]
 
 
 def _check_no_epsilon_cycle(graph: graphs.Graph, epsilon: torch.Tensor) -> None:

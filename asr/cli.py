@@ -37,8 +37,8 @@ def _cmd_transcribe(args) -> int:
 
     formats = _formats(args)
     saved = load_model_dir(args.model)
-    if args.prefix_beam is not None and (args.graph or args.lexicon or args.beam is not None):
-        raise ValueError("--prefix-beam decodes without a graph: drop --graph, --lexicon and --beam")
+    if args.prefix_beam is not None and (args.graph or args.lexicon or _beam_options(args)):
+        raise ValueError("--prefix-beam decodes without a graph: drop the graph and beam search options")
     recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), _beam_options(args),
                             args.prefix_beam)
     inputs = list(find_inputs(args.audio))
@@ -147,14 +147,17 @@ def _decoding_graph(args, tokens):
 
 
 def _beam_options(args):
+    """BeamOptions from the search flags, or None when none asks for a beam search."""
+    from .lm import read_arpa
     from .transcribe import BeamOptions
 
-    if args.beam is None and args.max_active is None:
-        return None if args.lm_scale == 1.0 and args.word_score == 0.0 else BeamOptions(
-            lm_scale=args.lm_scale, word_score=args.word_score)
     defaults = BeamOptions()
-    return BeamOptions(args.beam or defaults.beam, args.max_active or defaults.max_active, args.lm_scale,
-                       args.word_score)
+    given = {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
+             "nbest": args.nbest, "rescore_lm": read_arpa(args.rescore_lm) if args.rescore_lm else None}
+    given = {name: value for name, value in given.items() if value is not None}
+    if not given and args.lm_scale == defaults.lm_scale and args.word_score == defaults.word_score:
+        return None
+    return BeamOptions(lm_scale=args.lm_scale, word_score=args.word_score, **given)
 
 
 def _cmd_compile_graph(args) -> int:
@@ -260,6 +263,11 @@ def _parser() -> argparse.ArgumentParser:
                         "(default 2000)")
     search.add_argument("--lm-scale", type=float, default=1.0, help="graph (LM) score weight (default 1.0)")
     search.add_argument("--word-score", type=float, default=0.0, help="bonus added per word (default 0)")
+    search.add_argument("--nbest", type=int, help="also list the N best word sequences (json: \"nbest\")")
+    search.add_argument("--rescore-lm", metavar="ARPA", help="rescore the 100 best with this (larger) LM; needs "
+                        "the graph's own LM (--lm, or lm.arpa in the --graph directory)")
+    search.add_argument("--lattice-beam", type=float, help="word sequences this far below the best are kept in "
+                        "the lattice for --nbest/--rescore-lm (default 8)")
     search.add_argument("--prefix-beam", type=int, metavar="K", help="no graph: CTC prefix beam search keeping K "
                         "prefixes (character and word-piece models; any word can come out)")
     transcribe.set_defaults(run=_cmd_transcribe)

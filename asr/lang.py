@@ -26,7 +26,7 @@ import torch
 import graphs
 
 from .files import write_atomic
-from .lm import BOS, EOS, UNK, NgramLM, grammar_from_arpa
+from .lm import BOS, EOS, UNK, NgramLM, grammar_from_arpa, read_arpa, write_arpa
 from .tokenizer import read_lexicon, read_tokens_txt, read_words_txt, write_tokens_txt, write_words_txt
 
 log = logging.getLogger("asr.lang")
@@ -156,16 +156,20 @@ class DecodingGraph:
     """A decoding graph with what reading its paths needs: `words[i]` is output label i, and
     `spellings[word]` the token-id sequences of each word (for forced alignment and word times).
 
-    Saved as a folder: HLG.pt, words.txt (icefall format), tokens.txt, lexicon.txt."""
+    Saved as a folder: HLG.pt, words.txt (icefall format), tokens.txt, lexicon.txt, and
+    lm.arpa when G came from an LM."""
 
     graph: graphs.Graph
     words: list[str]
     spellings: dict[str, list[list[int]]]
+    lm: NgramLM | None = None  # G's language model, needed to rescore with another one
 
     def save(self, folder: str | Path, tokens: Sequence[str]) -> Path:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         graphs.save(self.graph, folder / "HLG.pt")
+        if self.lm is not None:
+            write_arpa(self.lm, folder / "lm.arpa")
         write_words_txt(self.words, folder / "words.txt")
         write_tokens_txt(list(tokens), folder / "tokens.txt")
         write_atomic(folder / "lexicon.txt", "".join(f"{word} {' '.join(tokens[t] for t in spelling)}\n"
@@ -186,7 +190,8 @@ class DecodingGraph:
         index = {token: i for i, token in enumerate(tokens)}
         lexicon = read_lexicon(folder / "lexicon.txt")
         return cls(graphs.load(folder / "HLG.pt"), read_words_txt(folder / "words.txt"),
-                   {word: [[index[t] for t in pron] for pron in prons] for word, prons in lexicon.items()})
+                   {word: [[index[t] for t in pron] for pron in prons] for word, prons in lexicon.items()},
+                   read_arpa(folder / "lm.arpa") if (folder / "lm.arpa").is_file() else None)
 
 
 def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str]]], lm: NgramLM | None = None,
@@ -222,4 +227,4 @@ def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str
     log.info("HLG: %d words, %s nodes, %s arcs, compiled in %.1f s, process peak RSS %.0f MiB", len(words),
              f"{graph.num_nodes:,}", f"{graph.num_arcs:,}", time.perf_counter() - start,
              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return DecodingGraph(graph, words, spellings)
+    return DecodingGraph(graph, words, spellings, lm)

@@ -26,12 +26,16 @@ class Hypothesis:
 
 
 def nbest_hypotheses(lattice: graphs.Graph, n: int) -> list[Hypothesis]:
-    """The n best word sequences of a word lattice (`BeamSearchResult.lattices[b]`), best first."""
-    hypotheses = []
+    """The n best word sequences of a word lattice (`BeamSearchResult.lattices[b]`), best
+    first. In a lattice left undeterminized, a sequence may have several paths: the best is
+    kept, and the list may then be shorter than n."""
+    hypotheses, seen = [], set()
     for path in graphs.nbest(lattice, n):
         ordered = graphs.topsort(path)
-        hypotheses.append(Hypothesis([int(w) for w in ordered.olabel.tolist() if w != graphs.EPSILON],
-                                     float(ordered.weight.sum())))
+        words = [int(w) for w in ordered.olabel.tolist() if w != graphs.EPSILON]
+        if tuple(words) not in seen:
+            seen.add(tuple(words))
+            hypotheses.append(Hypothesis(words, float(ordered.weight.sum())))
     return hypotheses
 
 

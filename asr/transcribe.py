@@ -20,7 +20,9 @@ from .audio import AudioError, EmptyAudioError, load_audio
 from .data import read_manifest
 from .decode import WfstDecoder, force_align, prefix_beam_search, viterbi_words, word_spans
 from .lang import DecodingGraph
+from .lm import NgramLM
 from .model_dir import ModelDir
+from .rescore import nbest_hypotheses, rescore
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".mp3", ".ogg", ".opus", ".m4a")
 FORMATS = ("txt", "json", "ctm", "srt", "vtt")
@@ -37,6 +39,7 @@ class Transcript:
     ends: list[float] = dataclasses.field(default_factory=list)
     duration: float = 0.0
     error: str | None = None
+    alternatives: list[tuple[str, float]] = dataclasses.field(default_factory=list)  # n-best (text, score)
 
     @property
     def text(self) -> str:
@@ -76,12 +79,22 @@ def _read_wav_scp(path: Path) -> Iterator[tuple[str, str]]:
 
 @dataclasses.dataclass
 class BeamOptions:
-    """WFST beam search settings (see `asr.beam_search.WfstDecoder`)."""
+    """WFST beam search settings (see `asr.beam_search.WfstDecoder`). `nbest` > 1 or a
+    `rescore_lm` make word lattices (within `lattice_beam`); the `nbest` best word sequences
+    (after rescoring the lattice's 100 best with `rescore_lm`, when given) become
+    `Transcript.alternatives`."""
 
     beam: float = 16.0
     max_active: int = 2000
     lm_scale: float = 1.0
     word_score: float = 0.0
+    lattice_beam: float = 8.0
+    nbest: int = 1
+    rescore_lm: NgramLM | None = None
+
+    @property
+    def wants_lattices(self) -> bool:
+        return self.nbest > 1 or self.rescore_lm is not None
 
 
 class Recognizer:
@@ -102,7 +115,12 @@ class Recognizer:
             raise ValueError("lexicon-free decoding needs a character or word-piece model; this one outputs phones")
         if beam is None and bool((self.graph.graph.ilabel == graphs.EPSILON).any()):
             beam = BeamOptions()
-        self.decoder = None if beam is None else WfstDecoder(self.graph.graph, **dataclasses.asdict(beam))
+        if beam is not None and beam.rescore_lm is not None and self.graph.lm is None:
+            raise ValueError("rescoring needs the LM the graph was compiled with (lm.arpa in its directory)")
+        self.beam = beam
+        self.decoder = None if beam is None else WfstDecoder(
+            self.graph.graph, beam.beam, beam.max_active, beam.lm_scale, beam.word_score,
+            lattice_beam=beam.lattice_beam if beam.wants_lattices else None)
 
     def _min_samples(self) -> int:
         fbank = self.saved.featurizer.fbank
@@ -158,11 +176,23 @@ class Recognizer:
             indexes, alignment = viterbi_words(log_probs, lengths, self.graph.graph)
             spans = word_spans(alignment, [self.graph.graph.olabel], lengths)
         else:
-            indexes = self.decoder(log_probs, lengths).words
+            result = self.decoder(log_probs, lengths)
+            indexes = result.words
+            if result.lattices is not None:
+                indexes = [self._choose(transcript, lattice) for transcript, lattice in zip(transcripts, result.lattices)]
             spellings = [[self.graph.spellings[self.graph.words[w]] for w in ws] for ws in indexes]
             spans = force_align(log_probs, lengths, spellings)[0]
         for transcript, words, frames in zip(transcripts, indexes, spans):
             self._set_words(transcript, [self.graph.words[w] for w in words], frames)
+
+    def _choose(self, transcript: Transcript, lattice: graphs.Graph) -> list[int]:
+        """The best word sequence of a lattice after optional rescoring; keeps the n best."""
+        hypotheses = nbest_hypotheses(lattice, max(self.beam.nbest, 100 if self.beam.rescore_lm else 1))
+        if self.beam.rescore_lm is not None:
+            hypotheses = rescore(hypotheses, self.graph.words, self.graph.lm, self.beam.rescore_lm, self.beam.lm_scale)
+        transcript.alternatives = [(" ".join(self.graph.words[w] for w in h.words), round(h.score, 3))
+                                   for h in hypotheses[:self.beam.nbest]]
+        return hypotheses[0].words if hypotheses else []
 
     def _set_words(self, transcript: Transcript, words: list[str], frames: list[tuple[int, int]]) -> None:
         step = self.saved.frame_seconds
@@ -185,8 +215,11 @@ def format_transcript(transcript: Transcript, fmt: str) -> str:
         return f"{transcript.id} {transcript.text}".rstrip() + "\n"
     if fmt == "json":
         words = [{"word": w, "start": s, "end": e} for w, s, e in zip(transcript.words, transcript.starts, transcript.ends)]
-        return json.dumps({"id": transcript.id, "audio": transcript.audio, "text": transcript.text,
-                           "duration": round(transcript.duration, 3), "words": words}) + "\n"
+        record = {"id": transcript.id, "audio": transcript.audio, "text": transcript.text,
+                  "duration": round(transcript.duration, 3), "words": words}
+        if transcript.alternatives:
+            record["nbest"] = [{"text": text, "score": score} for text, score in transcript.alternatives]
+        return json.dumps(record) + "\n"
     if fmt == "ctm":
         return "".join(f"{transcript.id} 1 {s:.3f} {e - s:.3f} {w}\n"
                        for w, s, e in zip(transcript.words, transcript.starts, transcript.ends))

@@ -121,12 +121,25 @@ def test_compile_graph_with_an_lm_and_decode_with_it(model_dir, tmp_path, capsys
                      "--lm", str(tmp_path / "lm.arpa"), "-o", str(tmp_path / "graph")]) == 0
     err = capsys.readouterr().err
     assert "LM words have no pronunciation (e.g. MAYBE)" in caplog.text and "HLG with" in err
-    assert sorted(p.name for p in (tmp_path / "graph").iterdir()) == ["HLG.pt", "lexicon.txt", "tokens.txt",
-                                                                       "words.txt"]
+    assert sorted(p.name for p in (tmp_path / "graph").iterdir()) == ["HLG.pt", "lexicon.txt", "lm.arpa",
+                                                                       "tokens.txt", "words.txt"]
     audio = str(noise_wav(tmp_path / "a.wav", 1.5, 3))
     assert cli.main(["transcribe", str(model_dir), audio, "--graph", str(tmp_path / "graph")]) == 0
     words = capsys.readouterr().out.split()[1:]
     assert words and set(words) <= set(WORDS)
+    # n-best lists from the word lattice; rescoring with another LM
+    assert cli.main(["transcribe", str(model_dir), audio, "--graph", str(tmp_path / "graph"), "--nbest", "3",
+                     "-f", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert record["text"] == " ".join(words) and 1 <= len(record["nbest"]) <= 3
+    assert record["nbest"][0]["text"] == record["text"]
+    scores = [h["score"] for h in record["nbest"]]
+    assert scores == sorted(scores, reverse=True)
+    (tmp_path / "text2").write_text("NO NO NO\nNO NO\nNO\n")
+    assert cli.main(["lm", str(tmp_path / "text2"), "-o", str(tmp_path / "no.arpa"), "--order", "2"]) == 0
+    assert cli.main(["transcribe", str(model_dir), audio, "--graph", str(tmp_path / "graph"), "--rescore-lm",
+                     str(tmp_path / "no.arpa"), "--nbest", "2", "-f", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["nbest"]
     # a graph made for other tokens is refused with a clear message
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "tokens.txt").write_text("<blk> 0\nYES 1\nNO 2\n")
@@ -134,6 +147,9 @@ def test_compile_graph_with_an_lm_and_decode_with_it(model_dir, tmp_path, capsys
                      "-o", str(tmp_path / "graph2")]) == 0
     assert cli.main(["transcribe", str(model_dir), audio, "--graph", str(tmp_path / "graph2")]) == 2
     assert "differs from the model's token set" in capsys.readouterr().err
+    assert cli.main(["transcribe", str(model_dir), audio, "--lexicon", str(tmp_path / "lexicon.txt"), "--rescore-lm",
+                     str(tmp_path / "no.arpa")]) == 2
+    assert "rescoring needs the LM the graph was compiled with" in capsys.readouterr().err
 
 
 def test_prefix_beam_needs_a_character_or_word_piece_model(model_dir, tmp_path, capsys):
