@@ -7,6 +7,7 @@ graphs (processed together in one vectorized pass) and keeps gradients flowing
 to the input weights.
 """
 
+from .arpa import NgramLM, grammar_from_arpa, read_arpa
 from .asg import asg_alignment_graph, asg_transition_graph
 from .builders import (
     ctc_graph, ctc_topology, lexicon_graph, linear_graph, ngram_transition_graph, sequence_graph,
@@ -26,6 +27,7 @@ from .structure import arc_sort, connect, reverse, topsort
 from .wordpiece import ctc_alignments, mark_words, segmentation_graph
 
 __all__ = [
+    "NgramLM", "grammar_from_arpa", "read_arpa",
     "align_dense", "arc_posteriors", "arc_sort", "asg_alignment_graph", "asg_transition_graph",
     "closure", "compose", "concat", "connect", "ctc_alignments", "ctc_graph", "ctc_topology",
     "DenseAlignment", "determinize", "EPSILON", "equal", "forward_score", "Graph", "intersect",

@@ -233,3 +233,10 @@ def test_arpa_writer_output_loads_in_kaldis_arpa2fst_and_openfst_agrees_on_path_
         assert -cost == pytest.approx(expected, abs=1e-3), sentence
         best = graphs.viterbi_score(graphs.compose(graphs.sequence_graph([ids])[0], ours)).item()
         assert best == pytest.approx(expected, abs=1e-4), sentence
+
+
+def test_graphs_builds_g_straight_from_an_arpa_file(lm, tmp_path):
+    """`graphs.grammar_from_arpa` (the engine's public name) reads the file itself; words default
+    to the LM's vocabulary in file order."""
+    from_file = graphs.grammar_from_arpa(tmp_path / "lm.arpa")
+    assert graphs.equal(from_file, grammar_from_arpa(lm, WORDS))
