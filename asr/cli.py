@@ -240,14 +240,17 @@ def _parser() -> argparse.ArgumentParser:
 
     transcribe = commands.add_parser(
         "transcribe", help="transcribe audio files with a trained model directory",
-        description="Decode audio files through the model directory's graph (HLG.pt) and print `id text`\n"
+        description="Decode audio files through the model directory's graph (HLG.pt), or a graph given by\n"
+                    "--graph or --lexicon/--lm, and print `id text`\n"
                     "per file (Kaldi `text`). AUDIO may be audio files (wav, flac, sph, mp3, ...), directories\n"
                     "(searched recursively), Kaldi wav.scp files or JSONL manifests. A file that cannot be\n"
                     "read is reported and skipped, and the exit status is then 1; an empty file gets an empty\n"
                     "transcript. The real-time factor is printed at the end.",
         epilog="examples:\n  asr transcribe exp/digits/model recording.wav\n"
                "  asr transcribe exp/digits/model data/test/wav.scp -f txt,json,ctm -o out/\n"
-               "  asr transcribe exp/yesno/model waves/ -f srt -o subtitles/",
+               "  asr transcribe exp/yesno/model waves/ -f srt -o subtitles/\n"
+               "  asr transcribe exp/an4/model test/ --lexicon lexicon.txt --lm 3gram.arpa --beam 14\n"
+               "  asr transcribe exp/an4/model one.wav --graph graph/ --nbest 5 --rescore-lm 4gram.arpa -f json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_audio_arguments(transcribe, "txt", "json (one object per line, with word times)")
