@@ -75,9 +75,9 @@ def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], g
     `backoff_label` (a label no word uses; None when G has no back-off arcs). Pronunciations
     get #k symbols (`add_disambig_symbols`), numbered from `num_tokens`. L o G is composed
     with each word on its first token (so only words G allows are expanded), then each word
-    label is moved to the end of its token chain, where the #k symbols make it unambiguous:
-    L o G then determinizes and minimizes as an acceptor over (token, word) pairs, the way
-    OpenFst's encode works. Then every #k becomes epsilon, and H is the CTC topology
+    arc gets its own copy of its token chain with the word at the end, where the #k symbols
+    make it unambiguous: L o G then determinizes and minimizes as an acceptor over (token,
+    word) pairs, the way OpenFst's encode works. Then every #k becomes epsilon, and H is the CTC topology
     (`modified_topology`: k2's O(V) variant for large token sets). The result keeps epsilon
     input arcs (back-off arcs, and words that end on a #k): search it with
     `asr.decode.WfstDecoder`.
@@ -89,14 +89,16 @@ def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], g
     if backoff_label is not None:
         entries.append((backoff_label, [first_disambig]))  # the #0 self-loop: G's back-off passes through L
     lexicon_fst = graphs.arc_sort(graphs.lexicon_graph(entries), by="olabel")
-    lg = _words_to_chain_ends(graphs.connect(graphs.compose(lexicon_fst, grammar)))
+    lg = graphs.connect(_words_to_chain_ends(graphs.connect(graphs.compose(lexicon_fst, grammar))))
     num_outputs = 1 + max(int(lg.olabel.max()) if lg.num_arcs else 0, backoff_label or 0)
     encoded, decode_pair = _encode_pairs(lg, num_outputs)
     # Determinized in the log semiring (paths with equal labels are summed, not maxed), then
     # minimized after pushing in the tropical semiring, as Kaldi's fstminimizeencoded does:
     # the log-semiring total of G's paths diverges (words are reachable both directly and
     # through back-off arcs), while pushing by tropical potentials keeps every path's weight.
-    encoded = graphs.minimize(graphs.determinize(encoded, "log", delta=delta), "tropical", delta=delta)
+    # LG is determinizable (functional, disambiguated): its size is bounded by its prefix trees.
+    encoded = graphs.determinize(encoded, "log", delta=delta, max_nodes=max(1_000_000, 2 * encoded.num_arcs))
+    encoded = graphs.minimize(encoded, "tropical", delta=delta)
     ilabel, olabel = decode_pair(encoded.ilabel)
     if backoff_label is not None:
         olabel = olabel.masked_fill(olabel == backoff_label, graphs.EPSILON)
@@ -108,30 +110,48 @@ def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], g
 
 
 def _words_to_chain_ends(graph: graphs.Graph) -> graphs.Graph:
-    """Move each output label forward along its chain: across every node (neither start nor
-    accept) entered by one arc and left by one arc that has no output label. Every path keeps its input and output
-    strings (the moved label still lies on the same forced path), but words sharing a token
-    prefix now also share the labels of that prefix."""
-    olabel = graph.olabel.clone()
+    """Move each word label to the end of the token chain it starts: every word arc gets a
+    private copy of the chain that follows it (nodes left by one arc without an output label,
+    neither start nor accept), with the word on the copy's last arc. Every path keeps its input
+    and output strings, and words that share a token prefix now share the labels of that
+    prefix, so determinizing (token, word) pairs merges them into a prefix tree per history.
+    (In L o G a chain's nodes are shared by all histories that lead to the same next history,
+    so the label cannot simply slide along the original chain.)"""
     num_nodes = graph.num_nodes
-    in_degree = torch.bincount(graph.dst, minlength=num_nodes)
     out_degree = torch.bincount(graph.src, minlength=num_nodes)
-    passing = (in_degree == 1) & (out_degree == 1)
-    passing[torch.as_tensor(graph.start, dtype=torch.long)] = False  # a path may begin or end there
-    passing[torch.as_tensor(graph.accept, dtype=torch.long)] = False
     out_arc = torch.full((num_nodes,), -1, dtype=torch.long)
-    out_arc[graph.src] = torch.arange(graph.num_arcs)  # meaningful where out_degree == 1
-    while True:
-        nxt = out_arc[graph.dst]
-        move = (olabel != graphs.EPSILON) & passing[graph.dst]
-        move &= olabel[nxt.clamp(min=0)] == graphs.EPSILON
-        if not bool(move.any()):
+    out_arc[graph.src] = torch.arange(graph.num_arcs)  # the arc, where out_degree == 1
+    chain = (out_degree == 1) & (graph.olabel[out_arc.clamp(min=0)] == graphs.EPSILON)
+    chain[torch.as_tensor(graph.start, dtype=torch.long)] = False  # a path may begin or end there
+    chain[torch.as_tensor(graph.accept, dtype=torch.long)] = False
+    olabel = graph.olabel.clone()
+    dst = graph.dst.clone()
+    entry = torch.nonzero((olabel != graphs.EPSILON) & chain[graph.dst]).flatten()
+    word = olabel[entry]
+    copy = num_nodes + torch.arange(entry.numel())
+    dst[entry], olabel[entry] = copy, graphs.EPSILON
+    new_src, new_dst, new_arc, new_olabel = [], [], [], []
+    current, original, next_id = copy, graph.dst[entry], num_nodes + entry.numel()
+    for _ in range(num_nodes):
+        if not current.numel():
             break
-        arcs = torch.nonzero(move).flatten()
-        olabel[nxt[arcs]] = olabel[arcs]
-        olabel[arcs] = graphs.EPSILON
-    return graphs.Graph.from_arrays(graph.src, graph.dst, graph.ilabel, olabel, weight=graph.weight,
-                                    start=graph.start, accept=graph.accept, num_nodes=graph.num_nodes)
+        arc = out_arc[original]
+        target = graph.dst[arc]
+        inside = chain[target]
+        fresh = next_id + torch.arange(int(inside.sum()))
+        next_id += fresh.numel()
+        ends = torch.where(inside, torch.zeros_like(target), target)
+        ends[inside] = fresh
+        new_src.append(current)
+        new_dst.append(ends)
+        new_arc.append(arc)
+        new_olabel.append(torch.where(inside, graphs.EPSILON, word))
+        current, original, word = fresh, target[inside], word[inside]
+    arcs = torch.cat(new_arc) if new_arc else torch.empty(0, dtype=torch.long)
+    return graphs.Graph.from_arrays(
+        torch.cat([graph.src, *new_src]), torch.cat([dst, *new_dst]), torch.cat([graph.ilabel, graph.ilabel[arcs]]),
+        torch.cat([olabel, *new_olabel]), weight=torch.cat([graph.weight.detach(), graph.weight.detach()[arcs]]),
+        start=graph.start, accept=graph.accept, num_nodes=next_id)
 
 
 def _encode_pairs(graph: graphs.Graph, num_outputs: int):
