@@ -215,3 +215,16 @@ def test_spellings_cover_how_each_tokenizer_writes_a_word_inside_a_sentence():
     assert phones.spellings("A") == phones.lexicon["A"]
     with pytest.raises(ValueError, match="'B' is not in the lexicon"):
         phones.spellings("B")
+
+
+def test_word_spellings_concatenate_to_the_sentence_encoding_so_lexicon_graphs_match_training(tmp_path):
+    """A BPE or character lexicon built from `spellings` spells a sentence exactly as the model
+    was trained to emit it (pieces never cross a word boundary)."""
+    bpe = BPETokenizer.train(SYNTHETIC, 25, tmp_path / "bpe")
+    chars = CharTokenizer.build(SYNTHETIC)
+    for sentence in list(SYNTHETIC)[:20]:
+        words = sentence.split()
+        assert [t for w in words for t in bpe.spellings(w)[0]] == bpe.encode(sentence)
+        # characters: every word but the last is followed by the separator
+        spelled = [t for w in words[:-1] for t in chars.spellings(w)[0]] + chars.spellings(words[-1])[1]
+        assert spelled == chars.encode(sentence)
