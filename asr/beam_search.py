@@ -107,7 +107,7 @@ class WfstDecoder:
             raise ValueError(f"beam search: {lengths.numel()} lengths for a batch of {size}")
         if self.emitting.ilabel.numel() and int(self.emitting.ilabel.max()) >= vocab:
             raise ValueError(f"beam search: the graph has input labels >= {vocab}, the emissions' vocabulary")
-        records = _Records(self.device)
+        records = _Records()
         lattice = _LatticeArcs() if self.lattice_beam is not None else None
         utt = torch.arange(size, device=self.device).repeat_interleave(self.start.numel())
         tokens = _Tokens(utt, self.start.repeat(size), torch.zeros(utt.numel(), device=self.device),
@@ -323,10 +323,9 @@ def _rename(ids: torch.Tensor, old: torch.Tensor, new: torch.Tensor) -> torch.Te
 class _Records:
     """Word records (word, frame, previous record) appended as tokens take word arcs."""
 
-    def __init__(self, device):
+    def __init__(self):
         self.word, self.frame, self.previous = [], [], []
         self.size = 0
-        self.device = device
 
     def extend(self, previous: torch.Tensor, olabel: torch.Tensor, frame: int) -> torch.Tensor:
         """Record id of each new token: a new record where it took a word arc, else its previous one."""
