@@ -37,10 +37,10 @@ def _cmd_transcribe(args) -> int:
 
     formats = _formats(args)
     saved = load_model_dir(args.model)
-    if args.prefix_beam is not None and (args.graph or args.lexicon or _beam_options(args)):
+    beam = _beam_options(args)
+    if args.prefix_beam is not None and (args.graph or args.lexicon or beam):
         raise ValueError("--prefix-beam decodes without a graph: drop the graph and beam search options")
-    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), _beam_options(args),
-                            args.prefix_beam)
+    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), beam, args.prefix_beam)
     inputs = list(find_inputs(args.audio))
     return _write_results(args, "transcribe", recognizer.transcribe(inputs, batch_size=args.batch_size), len(inputs),
                           formats, format_transcript)
@@ -297,8 +297,9 @@ def _parser() -> argparse.ArgumentParser:
         "compile-graph", help="compile a decoding graph HLG from tokens, a lexicon and an ARPA LM",
         description="Build HLG = H o min(det(L o G)) (H: CTC topology over the tokens, L: the lexicon with\n"
                     "Kaldi-style disambiguation symbols, G: the ARPA LM, or a uniform word loop without one)\n"
-                    "and write a graph directory (HLG.pt, words.txt, tokens.txt, lexicon.txt) for\n"
-                    "`asr transcribe --graph`. LM words missing from the lexicon are dropped with a warning.",
+                    "and write a graph directory (HLG.pt, words.txt, tokens.txt, lexicon.txt, and lm.arpa\n"
+                    "with --lm, for rescoring) for `asr transcribe --graph`. LM words missing from the\n"
+                    "lexicon are dropped with a warning.",
         epilog="example:\n  asr lm data/train/text --kaldi-text -o lm/3gram.arpa\n"
                "  asr compile-graph --tokens exp/an4/model --lexicon data/lexicon.txt --lm lm/3gram.arpa -o graph/\n"
                "  asr transcribe exp/an4/model test.wav --graph graph/",

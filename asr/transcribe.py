@@ -163,27 +163,27 @@ class Recognizer:
         return [t for t, _ in batch]
 
     def _fill(self, transcripts: list[Transcript], log_probs: torch.Tensor, lengths: torch.Tensor) -> None:
-        """Set each transcript's words and times from its emissions."""
+        """Set each transcript's words and times from its emissions: times come from the exact
+        search's own path, or else from a forced alignment of the words found."""
         if self.prefix_beam is not None:
             tokenizer = self.saved.tokenizer
             found = prefix_beam_search(log_probs, lengths, self.prefix_beam).tokens
             words = [tokenizer.decode(tokens).split() for tokens in found]
-            spans = force_align(log_probs, lengths, [[tokenizer.spellings(w) for w in ws] for ws in words])[0]
-            for transcript, ws, frames in zip(transcripts, words, spans):
-                self._set_words(transcript, ws, frames)
-            return
-        if self.decoder is None:
+            spell = tokenizer.spellings
+        elif self.decoder is None:
             indexes, alignment = viterbi_words(log_probs, lengths, self.graph.graph)
             spans = word_spans(alignment, [self.graph.graph.olabel], lengths)
+            words, spell = [[self.graph.words[w] for w in ws] for ws in indexes], None
         else:
             result = self.decoder(log_probs, lengths)
             indexes = result.words
             if result.lattices is not None:
                 indexes = [self._choose(transcript, lattice) for transcript, lattice in zip(transcripts, result.lattices)]
-            spellings = [[self.graph.spellings[self.graph.words[w]] for w in ws] for ws in indexes]
-            spans = force_align(log_probs, lengths, spellings)[0]
-        for transcript, words, frames in zip(transcripts, indexes, spans):
-            self._set_words(transcript, [self.graph.words[w] for w in words], frames)
+            words, spell = [[self.graph.words[w] for w in ws] for ws in indexes], self.graph.spellings.__getitem__
+        if spell is not None:
+            spans = force_align(log_probs, lengths, [[spell(w) for w in ws] for ws in words])[0]
+        for transcript, transcript_words, frames in zip(transcripts, words, spans):
+            self._set_words(transcript, transcript_words, frames)
 
     def _choose(self, transcript: Transcript, lattice: graphs.Graph) -> list[int]:
         """The best word sequence of a lattice after optional rescoring; keeps the n best."""
