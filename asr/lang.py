@@ -234,9 +234,7 @@ def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str
             entries.append((w, spellings[word][-1]))
     backoff: int | None = len(words)
     if lm is None:
-        grammar = graphs.Graph.from_arrays([0] * len(words), [0] * len(words), list(range(len(words))),
-                                           weight=[-math.log(len(words))] * len(words), start=[0], accept=[0])
-        backoff = None
+        grammar, backoff = loop_grammar(len(words)), None
     else:
         missing = sorted({w for ngram in lm.probs for w in ngram} - set(words) - {BOS, EOS, UNK})
         if missing:
@@ -248,3 +246,15 @@ def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str
              f"{graph.num_nodes:,}", f"{graph.num_arcs:,}", time.perf_counter() - start,
              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return DecodingGraph(graph, words, spellings, lm)
+
+
+def loop_grammar(num_words: int, min_words: int = 0) -> graphs.Graph:
+    """Any sequence of at least `min_words` (0 or 1) of `num_words` words, each word equally likely."""
+    if min_words not in (0, 1):
+        raise ValueError(f"min_words must be 0 or 1, got {min_words}")
+    words = list(range(num_words))
+    weight = [-math.log(num_words)] * num_words
+    if min_words == 0:
+        return graphs.Graph.from_arrays([0] * num_words, [0] * num_words, words, weight=weight, start=[0], accept=[0])
+    return graphs.Graph.from_arrays([0] * num_words + [1] * num_words, [1] * (2 * num_words), words + words,
+                                    weight=weight + weight, start=[0], accept=[1])

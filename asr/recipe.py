@@ -11,7 +11,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
 import time
 from functools import partial
 from pathlib import Path
@@ -189,17 +188,6 @@ class WordRecipe:
                           seconds)
         return None
 
-
-def loop_grammar(num_words: int, min_words: int = 0) -> graphs.Graph:
-    """Any sequence of at least `min_words` (0 or 1) of `num_words` words, each word equally likely."""
-    if min_words not in (0, 1):
-        raise ValueError(f"min_words must be 0 or 1, got {min_words}")
-    words = list(range(num_words))
-    weight = [-math.log(num_words)] * num_words
-    if min_words == 0:
-        return graphs.Graph.from_arrays([0] * num_words, [0] * num_words, words, weight=weight, start=[0], accept=[0])
-    return graphs.Graph.from_arrays([0] * num_words + [1] * num_words, [1] * (2 * num_words), words + words,
-                                    weight=weight + weight, start=[0], accept=[1])
 
 
 def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path, exp_dir: str | Path,

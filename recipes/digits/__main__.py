@@ -14,6 +14,7 @@ from tqdm import tqdm
 from asr import recipe
 from asr.corpora import digits
 from asr.data import read_manifest
+from asr.lang import loop_grammar
 
 SIZES = {"train": 3000, "test": 200}
 WORDS = list(digits.WORDS)
@@ -21,7 +22,7 @@ DIGITS = recipe.WordRecipe(
     name="digits",
     words=WORDS,
     pronunciations={word: [[word]] for word in WORDS},  # each digit word is one token
-    grammar=partial(recipe.loop_grammar, len(WORDS), min_words=1),  # a string of one or more digits
+    grammar=partial(loop_grammar, len(WORDS), min_words=1),  # a string of one or more digits
     sample_rate=16000,
     model=dict(input_dim=40, d_model=96, num_heads=4, num_layers=3, ff_dim=192, dropout=0.1, conv_channels=32,
                attention_window=8),

@@ -8,13 +8,14 @@ from functools import partial
 
 from asr import recipe
 from asr.corpora import yesno
+from asr.lang import loop_grammar
 
 WORDS = list(yesno.WORDS)
 YESNO = recipe.WordRecipe(
     name="yesno",
     words=WORDS,
     pronunciations={word: [[word]] for word in WORDS},  # each word is one token (plus the CTC blank)
-    grammar=partial(recipe.loop_grammar, len(WORDS)),  # any sequence of YES/NO, each word equally likely
+    grammar=partial(loop_grammar, len(WORDS)),  # any sequence of YES/NO, each word equally likely
     sample_rate=8000,
     # 31 training files of one speaker: a small encoder with local attention (each frame sees
     # +-4 frames, 160 ms, per layer) and strong time masking, so it learns the words, not the files;

@@ -6,9 +6,10 @@ import soundfile
 import torch
 
 from asr.features import Fbank, GlobalCMVN
+from asr.lang import loop_grammar
 from asr.model import EncoderConfig, TransformerEncoder
 from asr.model_dir import Featurizer, save_model_dir
-from asr.recipe import loop_grammar, word_graph
+from asr.recipe import word_graph
 from asr.tokenizer import PhoneTokenizer
 
 WORDS = ["NO", "YES"]
