@@ -140,7 +140,7 @@ def _words_to_chain_ends(graph: graphs.Graph) -> graphs.Graph:
         inside = chain[target]
         fresh = next_id + torch.arange(int(inside.sum()))
         next_id += fresh.numel()
-        ends = torch.where(inside, torch.zeros_like(target), target)
+        ends = target.clone()  # into the next copy inside the chain, else back to the original node
         ends[inside] = fresh
         new_src.append(current)
         new_dst.append(ends)
