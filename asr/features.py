@@ -1,8 +1,9 @@
-"""Acoustic features: Kaldi-compatible log-mel fbank, global CMVN, SpecAugment, speed perturbation.
+"""Acoustic features: Kaldi-compatible log-mel fbank, global CMVN, SpecAugment, noise bursts,
+speed perturbation.
 
 Typical order: `speed_perturb` (training only) on the waveform, `Fbank`, then
-`GlobalCMVN.apply`, then `SpecAugment` (its masks fill with 0, which after CMVN is
-the global mean).
+`GlobalCMVN.apply`, then `NoiseBursts` and `SpecAugment` (its masks fill with 0, which after
+CMVN is the global mean).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .files import write_atomic
 
 _INT16_SCALE = 32768.0
 _MIN_STD = 1e-5  # floor for constant dimensions, so CMVN never divides by zero
+_SILENT = -1e4  # log energy of "no noise here": log-add-exp leaves the signal exactly as it was
 
 
 class Fbank(torch.nn.Module):
@@ -146,6 +148,91 @@ class SpecAugment(torch.nn.Module):
             chosen = torch.rand(x.shape[0], device=x.device) < self.p
             x = torch.where(chosen[:, None, None], x, batch)
         return x if features.dim() == 3 else x.squeeze(0)
+
+
+class NoiseBursts(torch.nn.Module):
+    """Short bursts of noise and of faint speech added to CMVN-normalized log-mel features
+    [T, F] or [B, T, F], in training mode only: the breaths, rustles, clicks and background
+    voices that no transcript mentions.
+
+    A model that met only clean silence between words takes such sounds for words (yesno: a
+    200 ms voiced fragment before the first word, the tail of an earlier take, was read as an
+    extra YES). Each example gets up to `count` bursts, each present with probability `p`,
+    lasting `min_frames`..`max_frames` frames with `ramp`-frame fades; with probability
+    `at_start` a burst is already under way when the recording begins. A burst is, with
+    probability `speech`, a stretch of another utterance of the batch made `speech_gain` nats
+    quieter (a range; with a batch of one, another stretch of the same one), else coloured
+    noise at the example's mean log-mel energy plus `level` nats (a range), tilted across the
+    bins by up to `tilt` nats, with `color` nats of random colour per bin and `flicker` nats of
+    frame-to-frame fluctuation. Bursts add to the signal as powers do (log-add-exp in the
+    unnormalized log-mel domain, through `cmvn`), so they fill quiet frames and hardly touch
+    loud ones; frames without a burst are returned bit-exact.
+    """
+
+    def __init__(self, cmvn: GlobalCMVN, count: int = 2, p: float = 0.5, min_frames: int = 5,
+                 max_frames: int = 40, ramp: int = 3, at_start: float = 0.25, speech: float = 0.5,
+                 speech_gain: tuple[float, float] = (-6.0, -2.0), level: tuple[float, float] = (-2.0, 3.0),
+                 tilt: float = 2.0, color: float = 1.0, flicker: float = 0.5):
+        super().__init__()
+        probabilities = {"p": p, "at_start": at_start, "speech": speech}
+        if not all(0.0 <= value <= 1.0 for value in probabilities.values()):
+            raise ValueError(f"NoiseBursts probabilities must lie in [0, 1], got {probabilities}")
+        if not (1 <= min_frames <= max_frames and count >= 0 and ramp >= 1):
+            raise ValueError(f"NoiseBursts needs 1 <= min_frames <= max_frames, count >= 0 and ramp >= 1, "
+                             f"got frames {min_frames}..{max_frames}, count={count}, ramp={ramp}")
+        self.register_buffer("mean", cmvn.mean.clone(), persistent=False)
+        self.register_buffer("std", cmvn.std.clone(), persistent=False)
+        self.count, self.p, self.min_frames, self.max_frames, self.ramp = count, p, min_frames, max_frames, ramp
+        self.at_start, self.speech, self.speech_gain = at_start, speech, speech_gain
+        self.level, self.tilt, self.color, self.flicker = level, tilt, color, flicker
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.count == 0 or self.p == 0.0:
+            return features
+        if features.dim() not in (2, 3):
+            raise ValueError(f"NoiseBursts takes [T, F] or [B, T, F], got shape {tuple(features.shape)}")
+        batch = features if features.dim() == 3 else features.unsqueeze(0)
+        raw = batch.float() * self.std + self.mean  # [B, T, F] log-mel energies
+        bursts = self._bursts(raw)
+        noisy = ((torch.logaddexp(raw, bursts) - self.mean) / self.std).to(features.dtype)
+        out = torch.where(bursts > _SILENT / 2, noisy, batch)
+        return out if features.dim() == 3 else out.squeeze(0)
+
+    def _bursts(self, raw: torch.Tensor) -> torch.Tensor:
+        """Log-mel energies [B, T, F] of this batch's bursts (`_SILENT` where there are none)."""
+        (B, T, _), K, device = raw.shape, self.count, raw.device
+        lengths = torch.randint(self.min_frames, self.max_frames + 1, (B, K), device=device).clamp_max(T)
+        starts = (torch.rand(B, K, device=device) * (T - lengths + 1)).floor()
+        cut = torch.rand(B, K, device=device) < self.at_start
+        starts = torch.where(cut, -(torch.rand(B, K, device=device) * lengths / 2).floor(), starts)
+        t = torch.arange(T, device=device, dtype=torch.float32)
+        inside = torch.minimum(t - starts[..., None] + 1, starts[..., None] + lengths[..., None] - t)  # [B, K, T]
+        present = (inside > 0) & (torch.rand(B, K, 1, device=device) < self.p)
+        envelope = torch.where(present, (inside / self.ramp).clamp(1e-3, 1.0).log(), _SILENT)
+        is_speech = torch.rand(B, K, 1, 1, device=device) < self.speech
+        content = torch.where(is_speech, self._fragments(raw, starts, lengths), self._noise(raw, K))  # [B, K, T, F]
+        return torch.logsumexp(envelope[..., None] + content, dim=1)
+
+    def _fragments(self, raw: torch.Tensor, starts: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """[B, K, T, F]: for burst k of example b, frames of example b - 1 from a random offset, quieter."""
+        (B, T, F), K = raw.shape, starts.shape[1]
+        offsets = (torch.rand(B, K, device=raw.device) * (T - lengths + 1)).floor()
+        t = torch.arange(T, device=raw.device)
+        index = (offsets[..., None] + t - starts[..., None]).clamp(0, T - 1).long()  # [B, K, T]
+        source = raw.roll(1, dims=0)[:, None].expand(B, K, T, F)
+        low, high = self.speech_gain
+        gain = low + (high - low) * torch.rand(B, K, 1, 1, device=raw.device)
+        return torch.gather(source, 2, index[..., None].expand(B, K, T, F)) + gain
+
+    def _noise(self, raw: torch.Tensor, count: int) -> torch.Tensor:
+        """[B, K, T, F]: coloured, flickering noise around each example's mean energy."""
+        (B, T, F), device = raw.shape, raw.device
+        low, high = self.level
+        bins = torch.linspace(-0.5, 0.5, F, device=device)
+        spectrum = (raw.mean((1, 2))[:, None, None] + low + (high - low) * torch.rand(B, count, 1, device=device)
+                    + self.tilt * (2 * torch.rand(B, count, 1, device=device) - 1) * bins
+                    + self.color * torch.randn(B, count, F, device=device))  # [B, K, F]
+        return spectrum[:, :, None, :] + self.flicker * torch.randn(B, count, T, F, device=device)
 
 
 def speed_perturb(waveform: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""asr.features: fbank against a known tone, frame counts, CMVN, SpecAugment, speed perturbation."""
+"""asr.features: fbank against a known tone, frame counts, CMVN, SpecAugment, noise bursts, speed perturbation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import soundfile
 import torch
 
 from asr.audio import load_audio
-from asr.features import Fbank, GlobalCMVN, SpecAugment, speed_perturb
+from asr.features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment, speed_perturb
 
 YESNO = Path(__file__).parents[2].parent / "shared" / "data" / "yesno" / "waves_yesno"
 
@@ -139,6 +139,52 @@ def test_specaugment_batch_masks_are_per_example():
     assert torch.equal(SpecAugment(p=0.0)(features), features)
     kept = (SpecAugment(p=0.5)(features) == features).flatten(1).all(1)
     assert 0 < kept.sum() < 8
+
+
+def _raw(cmvn: GlobalCMVN, features: torch.Tensor) -> torch.Tensor:
+    return features * cmvn.std + cmvn.mean
+
+
+def test_noise_bursts_add_power_inside_bursts_only():
+    torch.manual_seed(0)
+    cmvn = GlobalCMVN(torch.linspace(10, 14, 23), torch.linspace(2, 4, 23))
+    augment = NoiseBursts(cmvn, count=2, p=1.0, min_frames=5, max_frames=20, speech=0.5)
+    features = torch.randn(16, 120, 23)
+    out = augment(features)
+    added = _raw(cmvn, out).exp() - _raw(cmvn, features).exp()  # powers add: never less than the signal
+    assert (added >= -1e-3 * _raw(cmvn, features).exp()).all()
+    changed = (out - features).abs().amax(-1) > 1e-4  # [B, T]
+    assert ((changed.sum(1) > 0) & (changed.sum(1) <= 2 * 20)).all()
+    assert torch.equal(out[~changed], features[~changed])
+    augment.eval()
+    assert augment(features) is features
+
+
+def test_noise_burst_levels_and_speech_fragments_are_exact():
+    """A quiet target (level 8) and a loud other utterance (level 20) in one batch: a speech
+    fragment of the other, 4 nats down, adds exactly log(e^8 + e^16); cut bursts start at frame 0."""
+    cmvn = GlobalCMVN(torch.zeros(4), torch.ones(4))
+    features = torch.stack([torch.full((50, 4), 8.0), torch.full((50, 4), 20.0)])
+    augment = NoiseBursts(cmvn, count=1, p=1.0, min_frames=10, max_frames=10, ramp=1, speech=1.0,
+                          speech_gain=(-4.0, -4.0), at_start=1.0)
+    out = augment(features)[0]
+    inside = (out - 8.0).abs().amax(-1) > 1e-4
+    assert inside[0] and 5 < inside.sum() <= 10 and not inside[10:].any()
+    torch.testing.assert_close(out[inside], torch.full_like(out[inside], math.log(math.exp(8) + math.exp(16))))
+
+    noise = NoiseBursts(cmvn, count=1, p=1.0, ramp=1, speech=0.0, level=(2.0, 2.0), tilt=0.0, color=0.0,
+                        flicker=0.0, at_start=0.0)
+    quiet = torch.full((3, 60, 4), -20.0)  # flat noise at the example's mean level + 2
+    out = noise(quiet)
+    burst = out[(out > -19.9).any(-1)]
+    assert 3 * 5 <= burst.shape[0] <= 3 * 40
+    torch.testing.assert_close(burst, torch.full_like(burst, math.log(math.exp(-20) + math.exp(-18))))
+
+
+def test_noise_bursts_reject_bad_options():
+    cmvn = GlobalCMVN(torch.zeros(4), torch.ones(4))
+    with pytest.raises(ValueError, match="min_frames"):
+        NoiseBursts(cmvn, min_frames=10, max_frames=5)
 
 
 @pytest.mark.parametrize("factor", [0.9, 1.1])
