@@ -22,6 +22,8 @@ import soundfile
 import torch
 import torchaudio
 
+from .features import speed_perturb
+
 _STREAMING_SIZES = (0, 0xFFFFFFFF)  # RIFF data sizes that writers to pipes leave as "unknown"
 
 
@@ -33,8 +35,9 @@ class EmptyAudioError(AudioError):
     """A readable audio file with no samples (decoders may treat it as silence)."""
 
 
-def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True) -> torch.Tensor:
-    """float32 samples of `path` resampled to `sample_rate`.
+def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True, speed: float = 1.0) -> torch.Tensor:
+    """float32 samples of `path` resampled to `sample_rate`, played `speed` times faster (speed
+    perturbation: tempo and pitch both change, as sox's `speed`).
 
     Shape [num_samples] (channels averaged) if `mono`, else [channels, num_samples]."""
     file_rate, _, _, data = _read(Path(path), decode=True)
@@ -43,7 +46,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True) ->
         waveform = waveform.mean(dim=0)
     if file_rate != sample_rate:
         waveform = torchaudio.functional.resample(waveform, file_rate, sample_rate)
-    return waveform
+    return speed_perturb(waveform, sample_rate, speed)
 
 
 def audio_info(path: str | Path) -> tuple[int, int, int]:

@@ -42,7 +42,8 @@ class Skipped:
 class SpeechDataset(torch.utils.data.Dataset):
     """utterances[i] -> {"id", "features": float [T, F], "tokens": int64 [U]}, or `Skipped`.
 
-    load: audio path -> waveform tensor.
+    load: audio path -> waveform tensor; called as load(path, speed=f) for an utterance whose
+    `speed` is not 1 (`asr.audio.load_audio` takes it).
     featurize: waveform -> features [T, F].
     encode: transcript -> token ids.
     Only errors from `load` are treated as bad data; errors from `featurize` or
@@ -73,7 +74,8 @@ class SpeechDataset(torch.utils.data.Dataset):
     def _read(self, index: int) -> dict | Skipped:
         utterance = self.utterances[index]
         try:
-            waveform = self.load(utterance.audio)
+            waveform = (self.load(utterance.audio) if utterance.speed == 1.0
+                        else self.load(utterance.audio, speed=utterance.speed))
         except (ValueError, OSError) as e:
             skipped = Skipped(utterance.id, utterance.audio, f"{type(e).__name__}: {e}")
             logger.warning("skipping utterance %s: cannot load %s: %s", utterance.id, utterance.audio, skipped.error)

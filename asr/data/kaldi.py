@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -26,6 +27,8 @@ import soundfile
 
 from ..files import atomic_open
 from .manifest import Utterance, utterance_from_record
+
+_SOX_SPEED = re.compile(r"sox -t wav (?P<path>.+) -t wav - speed (?P<speed>[0-9.eE+-]+) \|")
 
 
 def import_kaldi_dir(path: str | os.PathLike, duration: Callable[[str], float] | None = None,
@@ -47,10 +50,12 @@ def import_kaldi_dir(path: str | os.PathLike, duration: Callable[[str], float] |
                          "supported; cut the recordings into one file per utterance first")
     wav_scp = folder / "wav.scp"
     audio = _read_table(wav_scp, value_required=True)
-    for number, value in audio.values():
-        if value.endswith("|"):
-            raise ValueError(f"{wav_scp}, line {number}: piped commands ({value!r}) are not supported; "
-                             "convert the audio to files and list their paths")
+    speeds = {key: _speed_of(value) for key, (_, value) in audio.items()}
+    for key, (number, value) in audio.items():
+        if value.endswith("|") and speeds[key] is None:
+            raise ValueError(f"{wav_scp}, line {number}: piped commands ({value!r}) are not supported "
+                             "(except the sox speed pipes that export_kaldi_dir writes); convert the audio to "
+                             "files and list their paths")
     text = _read_table(folder / "text", value_required=False)
     _check_keys(folder / "text", text, audio, wav_scp)
     speakers = _read_optional(folder / "utt2spk", audio, wav_scp)
@@ -60,14 +65,15 @@ def import_kaldi_dir(path: str | os.PathLike, duration: Callable[[str], float] |
 
     utterances = []
     for key, (number, value) in audio.items():
-        file = os.path.join(base, value)
+        path, speed = speeds[key] or (value, 1.0)
+        file = os.path.join(base, path)
         try:
-            seconds = float(durations[key][1]) if durations else measure(file)
+            seconds = float(durations[key][1]) if durations else measure(file) / speed
         except (OSError, RuntimeError, ValueError) as e:
             source = f"{folder / 'utt2dur'}, line {durations[key][0]}" if durations else f"{wav_scp}, line {number}"
             raise ValueError(f"{source}: cannot get the duration of {file}: {e}") from None
         record = {"id": key, "audio": file, "duration": seconds, "text": text[key][1],
-                  "speaker": speakers[key][1] if speakers else key}
+                  "speaker": speakers[key][1] if speakers else key, "speed": speed}
         try:
             utterances.append(utterance_from_record(record))
         except ValueError as e:
@@ -76,7 +82,8 @@ def import_kaldi_dir(path: str | os.PathLike, duration: Callable[[str], float] |
 
 
 def export_kaldi_dir(utterances: Iterable[Utterance], path: str | os.PathLike) -> None:
-    """Writes `wav.scp`, `text`, `utt2spk`, `spk2utt`, `utt2dur` into `path` (created if needed).
+    """Writes `wav.scp`, `text`, `utt2spk`, `spk2utt`, `utt2dur` into `path` (created if needed);
+    speed-perturbed utterances become sox pipes in wav.scp, as in Kaldi.
 
     Raises ValueError, before writing anything, for an invalid utterance, a duplicate
     id, or a transcript or audio path containing a line break.
@@ -98,7 +105,7 @@ def export_kaldi_dir(utterances: Iterable[Utterance], path: str | os.PathLike) -
 
     folder.mkdir(parents=True, exist_ok=True)
     tables = {
-        "wav.scp": [f"{u.id} {os.fspath(u.audio)}" for u in ordered],
+        "wav.scp": [f"{u.id} {_wav_scp_entry(u)}" for u in ordered],
         "text": [f"{u.id} {u.text}".rstrip() for u in ordered],
         "utt2spk": [f"{u.id} {u.speaker}" for u in ordered],
         "spk2utt": [f"{s} {' '.join(ids)}" for s, ids in sorted(by_speaker.items())],
@@ -107,6 +114,18 @@ def export_kaldi_dir(utterances: Iterable[Utterance], path: str | os.PathLike) -
     for name, lines in tables.items():
         with atomic_open(folder / name) as f:
             f.writelines(line + "\n" for line in lines)
+
+
+def _wav_scp_entry(utterance: Utterance) -> str:
+    """The audio path, or for a speed-perturbed copy the sox pipe Kaldi's perturb_data_dir_speed.sh writes."""
+    path = os.fspath(utterance.audio)
+    return path if utterance.speed == 1.0 else f"sox -t wav {path} -t wav - speed {utterance.speed!r} |"
+
+
+def _speed_of(entry: str) -> tuple[str, float] | None:
+    """(path, speed) of a wav.scp entry written by `_wav_scp_entry` for a speed-perturbed copy, else None."""
+    match = _SOX_SPEED.fullmatch(entry)
+    return (match["path"], float(match["speed"])) if match else None
 
 
 def _read_table(path: Path, value_required: bool) -> dict[str, tuple[int, str]]:

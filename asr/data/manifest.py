@@ -1,4 +1,5 @@
-"""JSONL manifests: one utterance per line, `{"id", "audio", "duration", "text", "speaker"}`.
+"""JSONL manifests: one utterance per line, `{"id", "audio", "duration", "text", "speaker"}`
+(plus `"speed"` for the speed-perturbed copies that `speed_perturbed` makes).
 
 A manifest is the single description of a corpus that the rest of the toolkit
 reads (Kaldi data dirs are converted into it). Reading is strict, and every error
@@ -23,6 +24,7 @@ from pathlib import Path
 from ..files import atomic_open
 
 FIELDS = ("id", "audio", "duration", "text", "speaker")
+OPTIONAL_FIELDS = ("speed",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Utterance:
     duration: seconds, > 0 (used for batching without opening the audio).
     text: transcript, may be empty.
     speaker: speaker id, no whitespace.
+    speed: play the audio this many times faster when reading it (speed perturbation; the
+    duration is already the perturbed one).
     """
 
     id: str
@@ -41,6 +45,7 @@ class Utterance:
     duration: float
     text: str
     speaker: str
+    speed: float = 1.0
 
 
 def utterance_from_record(record: object) -> Utterance:
@@ -54,9 +59,10 @@ def utterance_from_record(record: object) -> Utterance:
     missing = [name for name in FIELDS if name not in record]
     if missing:
         raise ValueError(f"missing field(s) {', '.join(missing)}")
-    unknown = sorted(set(record) - set(FIELDS))
+    unknown = sorted(set(record) - set(FIELDS) - set(OPTIONAL_FIELDS))
     if unknown:
-        raise ValueError(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(FIELDS)}")
+        raise ValueError(f"unknown field(s) {', '.join(unknown)}; expected {', '.join(FIELDS)} "
+                         f"and optionally {', '.join(OPTIONAL_FIELDS)}")
     for name in ("id", "speaker"):
         value = record[name]
         if not isinstance(value, str):
@@ -67,12 +73,27 @@ def utterance_from_record(record: object) -> Utterance:
         raise ValueError(f"field 'audio' must be a non-empty string, got {record['audio']!r}")
     if not isinstance(record["text"], str):
         raise ValueError(f"field 'text' must be a string, got {type(record['text']).__name__}")
-    duration = record["duration"]
-    if isinstance(duration, bool) or not isinstance(duration, (int, float)):
-        raise ValueError(f"field 'duration' must be a number of seconds, got {type(duration).__name__}")
-    if not math.isfinite(duration) or duration <= 0:
-        raise ValueError(f"field 'duration' must be positive and finite, got {duration!r}")
-    return Utterance(record["id"], record["audio"], float(duration), record["text"], record["speaker"])
+    duration, speed = _positive(record, "duration"), _positive(record, "speed") if "speed" in record else 1.0
+    return Utterance(record["id"], record["audio"], duration, record["text"], record["speaker"], speed)
+
+
+def _positive(record: dict, name: str) -> float:
+    value = record[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ValueError(f"field {name!r} must be a number, got {type(value).__name__}")
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"field {name!r} must be positive and finite, got {value!r}")
+    return float(value)
+
+
+def speed_perturbed(utterances: Iterable[Utterance], factors: Iterable[float]) -> list[Utterance]:
+    """The utterances followed by a copy of each at every speed factor (Kaldi's
+    perturb_data_dir_speed.sh: ids and speakers prefixed "sp0.9-", durations divided by the factor)."""
+    utterances = list(utterances)
+    copies = [dataclasses.replace(u, id=f"sp{factor:g}-{u.id}", speaker=f"sp{factor:g}-{u.speaker}",
+                                  duration=u.duration / factor, speed=u.speed * factor)
+              for factor in factors if factor != 1.0 for u in utterances]
+    return utterances + copies
 
 
 def read_manifest(path: str | os.PathLike) -> list[Utterance]:
@@ -117,6 +138,8 @@ def write_manifest(path: str | os.PathLike, utterances: Iterable[Utterance]) -> 
         for number, utterance in enumerate(utterances):
             record = dataclasses.asdict(utterance)
             record["audio"] = os.fspath(record["audio"])
+            if record["speed"] == 1.0:
+                del record["speed"]
             try:
                 utterance_from_record(record)
             except ValueError as e:

@@ -9,8 +9,9 @@ import pytest
 import soundfile
 import torch
 
+from asr.audio import load_audio
 from asr.data import (BucketBatchSampler, Skipped, SpeechDataset, Utterance, collate, export_kaldi_dir,
-                      import_kaldi_dir, read_manifest, write_manifest)
+                      import_kaldi_dir, read_manifest, speed_perturbed, write_manifest)
 
 # ---------------------------------------------------------------- manifests
 
@@ -46,6 +47,7 @@ GOOD = '{"id": "a", "audio": "a.wav", "duration": 1.0, "text": "x", "speaker": "
     ('{"id": 7, "audio": "b.wav", "duration": 1.0, "text": "x", "speaker": "s"}', "'id' must be a string"),
     ('{"id": "b c", "audio": "b.wav", "duration": 1.0, "text": "x", "speaker": "s"}', "without whitespace"),
     ('{"id": "b", "audio": "b.wav", "duration": 1.0, "text": "x", "speaker": "s", "lang": "en"}', "unknown field"),
+    ('{"id": "b", "audio": "b.wav", "duration": 1.0, "text": "x", "speaker": "s", "speed": -1}', "'speed' must be positive"),
     ('["b", "b.wav"]', "expected a JSON object"),
     (GOOD, "'a' already appears on line 1"),
 ])
@@ -55,6 +57,20 @@ def test_manifest_errors_name_file_and_line(tmp_path, line, message):
     with pytest.raises(ValueError, match=message) as info:
         read_manifest(path)
     assert str(info.value).startswith(f"{path}, line 3: ")
+
+
+def test_speed_perturbed_copies_round_trip_through_a_manifest(tmp_path):
+    utterances = _utterances(tmp_path, count=2)
+    perturbed = speed_perturbed(utterances, (0.9, 1.0, 1.1))
+    assert perturbed[:2] == utterances and len(perturbed) == 6
+    slow = perturbed[2]
+    assert (slow.id, slow.speaker, slow.speed, slow.text) == ("sp0.9-spk0-utt0", "sp0.9-spk0", 0.9, "hello 0")
+    assert slow.duration == pytest.approx(utterances[0].duration / 0.9)
+    path = tmp_path / "sp.jsonl"
+    write_manifest(path, perturbed)
+    lines = path.read_text().splitlines()
+    assert "speed" not in json.loads(lines[0]) and json.loads(lines[2])["speed"] == 0.9
+    assert read_manifest(path) == perturbed
 
 
 def test_failed_write_leaves_the_old_manifest(tmp_path):
@@ -111,6 +127,17 @@ def test_kaldi_export_import_round_trip(tmp_path):
     # utt2dur carries the durations, so the (absent) audio files are never opened.
     assert import_kaldi_dir(data) == sorted(utterances, key=lambda u: u.id)
     assert sorted(os.listdir(data)) == ["spk2utt", "text", "utt2dur", "utt2spk", "wav.scp"]
+
+
+def test_kaldi_export_import_keeps_speed_perturbation(tmp_path):
+    audio = _wav(tmp_path / "a.wav", 8000, seed=0)
+    utterances = speed_perturbed([Utterance("a", str(audio), 1.0, "x", "s")], (0.9,))
+    export_kaldi_dir(utterances, tmp_path / "kaldi")
+    assert (tmp_path / "kaldi" / "wav.scp").read_text().splitlines() == [
+        f"a {audio}", f"sp0.9-a sox -t wav {audio} -t wav - speed 0.9 |"]  # as perturb_data_dir_speed.sh
+    assert import_kaldi_dir(tmp_path / "kaldi") == utterances
+    (tmp_path / "kaldi" / "utt2dur").unlink()  # measured: the file's duration over the speed
+    assert [u.duration for u in import_kaldi_dir(tmp_path / "kaldi")] == pytest.approx([1.0, 1.0 / 0.9])
 
 
 @pytest.mark.parametrize("files, culprit, message", [
@@ -329,3 +356,17 @@ def test_cache_reads_each_file_once_and_returns_the_same_samples(tmp_path):
                 assert got["id"] == expected["id"] and torch.equal(got["features"], expected["features"])
     assert sorted(reads) == sorted(u.audio for u in utterances)  # once each, the corrupt one included
     assert len(cached.failures) == 1
+
+
+def test_dataset_reads_speed_perturbed_copies_at_their_speed(tmp_path):
+    rate = 8000
+    t = np.arange(rate) / rate
+    soundfile.write(tmp_path / "tone.wav", 0.5 * np.sin(2 * np.pi * 1000 * t), rate)
+    utterance = Utterance("tone", str(tmp_path / "tone.wav"), 1.0, "ab", "s")
+    dataset = SpeechDataset(speed_perturbed([utterance], (0.8,)), load=lambda path, **kw: load_audio(path, rate, **kw),
+                            featurize=lambda w: w[None], encode=letters)
+    original, slow = dataset[0]["features"][0], dataset[1]["features"][0]
+    assert dataset[1]["id"] == "sp0.8-tone" and dataset[1]["tokens"].tolist() == letters("ab")
+    assert abs(slow.numel() - rate / 0.8) <= 1 and original.numel() == rate
+    peak_hz = torch.fft.rfft(slow).abs().argmax().item() * rate / slow.numel()
+    assert abs(peak_hz - 800) < 5  # played 0.8 times as fast: longer and lower
