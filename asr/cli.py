@@ -320,7 +320,9 @@ def _parser() -> argparse.ArgumentParser:
                     "(rerunning the same command resumes), then estimate a Kneser-Ney LM of the training\n"
                     "transcripts, compile HLG over their words and write EXP_DIR/model for `asr transcribe`.\n"
                     "--config is a JSON file: {\"model\": {EncoderConfig}, \"train\": {TrainerConfig},\n"
-                    "\"augment\": {SpecAugment}, \"sample_rate\": 16000, \"batch_seconds\": 60, \"cache\": false}.",
+                    "\"noise\": {NoiseBursts}, \"augment\": {SpecAugment}, \"speeds\": [0.9, 1.1],\n"
+                    "\"sample_rate\": 16000, \"batch_seconds\": 60, \"cache\": false} (speeds: speed-perturbed\n"
+                    "copies of the training set).",
         epilog="example:\n  asr train --train data/train.jsonl --valid data/dev.jsonl --exp-dir exp/char "
                "--tokens char --epochs 30",
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -21,9 +21,9 @@ import torch
 import graphs
 
 from .audio import load_audio
-from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, write_manifest
+from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed, write_manifest
 from .decode import decoding_graph, greedy_ctc, viterbi_words
-from .features import Fbank, GlobalCMVN, SpecAugment
+from .features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment
 from .files import write_atomic
 from .lang import build_hlg
 from .lm import estimate_kneser_ney, write_arpa
@@ -86,6 +86,13 @@ def train_ctc(model_config: EncoderConfig, trainer_config: TrainerConfig, train_
     return model.eval(), time.perf_counter() - start
 
 
+def augmentation(cmvn: GlobalCMVN, noise: dict | None, spec_augment: dict | None) -> torch.nn.Module | None:
+    """Training-time feature augmentation: `NoiseBursts(cmvn, **noise)`, then
+    `SpecAugment(**spec_augment)`; either is left out when its options are None or empty."""
+    steps = [*([NoiseBursts(cmvn, **noise)] if noise else []), *([SpecAugment(**spec_augment)] if spec_augment else [])]
+    return torch.nn.Sequential(*steps) if steps else None
+
+
 def word_graph(tokenizer: Tokenizer, words: Sequence[str], pronunciations: dict[str, list[list[str]]],
                grammar: graphs.Graph) -> graphs.Graph:
     """H o L o G over the tokenizer's tokens; word labels are indexes into `words`."""
@@ -129,8 +136,9 @@ def write_manifests(exp_dir: str | Path, splits: dict[str, list[Utterance]]) -> 
 class WordRecipe:
     """A closed-vocabulary task: each word of `words` is spelled with the tokens in
     `pronunciations[word]` (lists of token sequences), and decoding searches `grammar` (an
-    acceptor over word indexes). `model`, `train` and `augment` hold `EncoderConfig`,
-    `TrainerConfig` and `SpecAugment` arguments; `cache` keeps training features in memory.
+    acceptor over word indexes). `model`, `train`, `noise` and `augment` hold `EncoderConfig`,
+    `TrainerConfig`, `NoiseBursts` and `SpecAugment` arguments; `speeds` adds speed-perturbed
+    copies of the training set (e.g. (0.9, 1.1)); `cache` keeps training features in memory.
 
     `run` executes the stages 0 get the corpus, 1 manifests + CMVN + tokens, 2 train and save
     the model directory, 3 decode the test split, score and write results.json.
@@ -144,6 +152,8 @@ class WordRecipe:
     model: dict
     train: dict
     augment: dict | None = None
+    noise: dict | None = None
+    speeds: Sequence[float] = ()
     batch_seconds: float = 60.0
     cache: bool = False
 
@@ -171,12 +181,13 @@ class WordRecipe:
         test = read_manifest(exp / "test.jsonl")
         test_loader, _ = loader(test, self.sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
         if stage(args, 2, "train"):
-            train_loader, sampler = loader(read_manifest(exp / "train.jsonl"), self.sample_rate, featurizer, tokenizer,
-                                           self.batch_seconds, True, args.seed, cache=self.cache)
+            train = speed_perturbed(read_manifest(exp / "train.jsonl"), self.speeds)
+            train_loader, sampler = loader(train, self.sample_rate, featurizer, tokenizer, self.batch_seconds, True,
+                                           args.seed, cache=self.cache)
             model, seconds = train_ctc(
                 EncoderConfig(vocab_size=tokenizer.vocab_size, **self.model),
                 TrainerConfig(exp_dir=str(exp), seed=args.seed, **self.train), train_loader, sampler, test_loader,
-                tokenizer, args.device, augment=SpecAugment(**self.augment) if self.augment else None)
+                tokenizer, args.device, augment=augmentation(featurizer.cmvn, self.noise, self.augment))
             graph = word_graph(tokenizer, self.words, self.pronunciations, self.grammar())
             save_model_dir(exp / "model", model, tokenizer, featurizer, self.words, graph)
             write_atomic(exp / "train_seconds", f"{seconds}\n")
@@ -189,6 +200,8 @@ class WordRecipe:
         return None
 
 
+TRAIN_CONFIG_KEYS = {"model", "train", "noise", "augment", "speeds", "sample_rate", "batch_seconds", "cache"}
+
 
 def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path, exp_dir: str | Path,
                          tokens: str = "char", lexicon: str | Path | None = None, config: dict | None = None,
@@ -198,11 +211,12 @@ def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path,
 
     `tokens` is "char" or "bpe:N" (sentencepiece, N tokens with the blank), unless `lexicon`
     (WORD PHONE PHONE ... lines) makes the tokens phones. `config` holds "model"
-    (`EncoderConfig`), "train" (`TrainerConfig`) and "augment" (`SpecAugment`) arguments, plus
+    (`EncoderConfig`), "train" (`TrainerConfig`), "noise" (`NoiseBursts`) and "augment"
+    (`SpecAugment`) arguments, plus "speeds" (speed-perturbed training copies, e.g. [0.9, 1.1]),
     "sample_rate" (16000), "batch_seconds" (60) and "cache". Rerunning it resumes training.
     """
     config = dict(config or {})
-    unknown = sorted(set(config) - {"model", "train", "augment", "sample_rate", "batch_seconds", "cache"})
+    unknown = sorted(set(config) - TRAIN_CONFIG_KEYS)
     if unknown:
         raise ValueError(f"config: unknown keys {unknown}")
     exp = Path(exp_dir)
@@ -215,10 +229,11 @@ def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path,
     tokenizer = _make_tokenizer(tokens, lexicon, texts, exp / "lang")
     featurizer = Featurizer(fbank, fit_cmvn(train, sample_rate, fbank))
     featurizer.cmvn.save(exp / "cmvn.json")
-    train_loader, sampler = loader(train, sample_rate, featurizer, tokenizer, float(config.get("batch_seconds", 60.0)),
-                                   True, seed, cache=bool(config.get("cache", False)))
+    train_loader, sampler = loader(speed_perturbed(train, config.get("speeds", ())), sample_rate, featurizer,
+                                   tokenizer, float(config.get("batch_seconds", 60.0)), True, seed,
+                                   cache=bool(config.get("cache", False)))
     valid_loader, _ = loader(valid, sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
-    augment = SpecAugment(**config["augment"]) if config.get("augment") else None
+    augment = augmentation(featurizer.cmvn, config.get("noise"), config.get("augment"))
     model, _ = train_ctc(EncoderConfig(vocab_size=tokenizer.vocab_size, **model_options),
                          TrainerConfig(exp_dir=str(exp), seed=seed, **config.get("train", {})),
                          train_loader, sampler, valid_loader, tokenizer, device, augment=augment)

@@ -11,7 +11,8 @@ from asr.model_dir import load_model_dir
 from .conftest import RATE, noise_wav
 
 CONFIG = {"model": {"input_dim": 23, "d_model": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64},
-          "train": {"epochs": 2, "warmup_steps": 2, "log_every": 1}, "sample_rate": RATE, "batch_seconds": 4}
+          "train": {"epochs": 2, "warmup_steps": 2, "log_every": 1}, "sample_rate": RATE, "batch_seconds": 4,
+          "speeds": [1.1], "noise": {"count": 1, "level": [-1, 1]}, "augment": {"freq_width": 4}}
 
 
 def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, capsys):
