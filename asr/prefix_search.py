@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import torch
 
+import graphs
+
 NEG_INF = float("-inf")
 
 
@@ -88,22 +90,14 @@ def _merge(utt, keys, cand_b, cand_nb):
     pair = torch.stack([utt[:, None].expand(size, width).reshape(-1), keys.reshape(-1)], dim=1)
     unique, group = torch.unique(pair, dim=0, return_inverse=True)
     groups = unique.shape[0]
-    fill = torch.full((groups,), NEG_INF, device=keys.device)
-    sum_b = _logsumexp_by(fill, group, cand_b.reshape(-1))
-    sum_nb = _logsumexp_by(fill, group, cand_nb.reshape(-1))
+    sum_b = graphs.segment_logsumexp(cand_b.reshape(-1), group, groups)
+    sum_nb = graphs.segment_logsumexp(cand_nb.reshape(-1), group, groups)
     position = torch.arange(group.numel(), device=keys.device)
     first = torch.full((groups,), group.numel(), device=keys.device).scatter_reduce(0, group, position, "amin")
     keep = first[group] == position
     merged_b = torch.where(keep, sum_b[group], NEG_INF).reshape(size, width)
     merged_nb = torch.where(keep, sum_nb[group], NEG_INF).reshape(size, width)
     return merged_b, merged_nb
-
-
-def _logsumexp_by(fill: torch.Tensor, group: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
-    peak = fill.clone().scatter_reduce(0, group, values, "amax")
-    safe = torch.where(torch.isfinite(peak), peak, 0.0)
-    total = torch.zeros_like(fill).scatter_add(0, group, (values - safe[group]).exp())
-    return safe + total.log()
 
 
 class _Trie:

@@ -22,6 +22,7 @@ from .graph import EPSILON, Graph
 from .io import SymbolTable, load, read_openfst, save, write_openfst
 from .paths import nbest, prune, sample
 from .rational import closure, concat, invert, project_input, project_output, union
+from ._semiring import segment_logsumexp, segment_max
 from .scores import arc_posteriors, forward_score, viterbi_path, viterbi_score
 from .structure import arc_sort, connect, reverse, topsort
 from .wordpiece import ctc_alignments, mark_words, segmentation_graph
@@ -34,6 +35,7 @@ __all__ = [
     "intersect_dense", "invert", "isomorphic", "lexicon_graph", "linear_graph", "load", "mark_words", "minimize",
     "nbest", "ngram_transition_graph", "project_input", "project_output", "prune",
     "rand_equivalent", "read_openfst", "remove_epsilon", "reverse", "sample", "save",
-    "segmentation_graph", "sequence_graph", "SymbolTable", "to_dot", "topsort", "union",
+    "segment_logsumexp", "segment_max", "segmentation_graph", "sequence_graph", "SymbolTable", "to_dot",
+    "topsort", "union",
     "viterbi_path", "viterbi_score", "write_openfst",
 ]

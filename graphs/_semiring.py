@@ -20,12 +20,14 @@ def check_semiring(semiring: str) -> str:
 
 
 def segment_max(values: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """max of `values` per segment (-inf for an empty one)."""
     out = torch.full((num_segments,), float("-inf"), dtype=values.dtype, device=values.device)
     return out.scatter_reduce(0, segments, values, reduce="amax", include_self=True)
 
 
 def segment_logsumexp(values: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
-    """log(sum(exp(values))) per segment, stable, differentiable with respect to `values`."""
+    """log(sum(exp(values))) per segment (-inf for an empty one), stable, differentiable with
+    respect to `values`."""
     peak = segment_max(values.detach(), segments, num_segments)
     peak = torch.where(torch.isfinite(peak), peak, torch.zeros_like(peak))
     shifted = torch.exp(values - peak[segments])

@@ -7,7 +7,8 @@ import torch
 from hypothesis import given, settings
 from torch.autograd import gradcheck
 
-from graphs import Graph, arc_posteriors, forward_score, viterbi_path, viterbi_score
+from graphs import (Graph, arc_posteriors, forward_score, segment_logsumexp, segment_max, viterbi_path,
+                    viterbi_score)
 
 from . import brute
 from .oracle import total_score
@@ -115,3 +116,18 @@ def test_unreachable_graph_has_zero_gradient():
     assert score.item() == -math.inf
     score.backward()
     assert w.grad.tolist() == [0.0]
+
+
+def test_segment_reductions_equal_per_segment_torch_reductions_and_their_gradients():
+    torch.manual_seed(0)
+    values = (torch.randn(40, dtype=torch.float64) * 30).requires_grad_(True)  # wide range: needs the shift
+    segments = torch.randint(0, 6, (40,))
+    segments[segments == 3] = 4  # segment 3 is empty
+    total = segment_logsumexp(values, segments, 7)
+    peak = segment_max(values, segments, 7)
+    for s in range(7):
+        members = values[segments == s]
+        expected = torch.logsumexp(members, 0) if members.numel() else torch.tensor(-math.inf, dtype=torch.float64)
+        assert total[s].item() == pytest.approx(expected.item(), abs=1e-9)
+        assert peak[s].item() == (members.max().item() if members.numel() else -math.inf)
+    assert gradcheck(lambda v: segment_logsumexp(v, segments, 6)[[0, 1, 2, 4, 5]], (values,))
