@@ -72,25 +72,41 @@ def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokeniz
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate), sampler
 
 
-def train_ctc(model_config: EncoderConfig, trainer_config: TrainerConfig, train_loader, sampler, valid_loader,
-              tokenizer: Tokenizer, device: str, augment: torch.nn.Module | None = None
-              ) -> tuple[TransformerEncoder, float]:
-    """Train a CTC transformer encoder (features augmented by `augment` in training, e.g.
-    SpecAugment); returns it (best = last epoch) and the training seconds."""
-    torch.manual_seed(trainer_config.seed)
-    model = TransformerEncoder(model_config)
-    trainer = Trainer(model, CTCLoss(), trainer_config, train_loader, valid_loader, sampler=sampler,
-                      decode_fn=greedy_ctc, detokenize=tokenizer.decode, device=device, augment=augment)
-    start = time.perf_counter()
-    trainer.fit()
-    return model.eval(), time.perf_counter() - start
+@dataclasses.dataclass
+class CTCTraining:
+    """How to train a CTC transformer encoder: `model`, `train`, `noise` and `augment` hold
+    `EncoderConfig`, `TrainerConfig`, `NoiseBursts` and `SpecAugment` arguments; `speeds` adds
+    speed-perturbed copies of the training set (e.g. (0.9, 1.1)); batches hold at most
+    `batch_seconds` of audio; `cache` keeps training features in memory."""
 
+    model: dict
+    train: dict
+    noise: dict | None = None
+    augment: dict | None = None
+    speeds: Sequence[float] = ()
+    batch_seconds: float = 60.0
+    cache: bool = False
 
-def augmentation(cmvn: GlobalCMVN, noise: dict | None, spec_augment: dict | None) -> torch.nn.Module | None:
-    """Training-time feature augmentation: `NoiseBursts(cmvn, **noise)`, then
-    `SpecAugment(**spec_augment)`; either is left out when its options are None or empty."""
-    steps = [*([NoiseBursts(cmvn, **noise)] if noise else []), *([SpecAugment(**spec_augment)] if spec_augment else [])]
-    return torch.nn.Sequential(*steps) if steps else None
+    def augmentation(self, cmvn: GlobalCMVN) -> torch.nn.Module | None:
+        """`NoiseBursts`, then `SpecAugment`; either is left out when its options are empty."""
+        steps = [*([NoiseBursts(cmvn, **self.noise)] if self.noise else []),
+                 *([SpecAugment(**self.augment)] if self.augment else [])]
+        return torch.nn.Sequential(*steps) if steps else None
+
+    def run(self, train: Sequence[Utterance], valid_loader, featurizer: Featurizer, tokenizer: Tokenizer,
+            exp_dir: str | Path, seed: int, device: str) -> tuple[TransformerEncoder, float]:
+        """Train on `train` (checkpoints in exp_dir; a rerun resumes); returns the model (last
+        epoch, eval mode) and the training seconds."""
+        train_loader, sampler = loader(speed_perturbed(train, self.speeds), featurizer.fbank.sample_rate, featurizer,
+                                       tokenizer, self.batch_seconds, True, seed, cache=self.cache)
+        torch.manual_seed(seed)
+        model = TransformerEncoder(EncoderConfig(vocab_size=tokenizer.vocab_size, **self.model))
+        trainer = Trainer(model, CTCLoss(), TrainerConfig(exp_dir=str(exp_dir), seed=seed, **self.train), train_loader,
+                          valid_loader, sampler=sampler, decode_fn=greedy_ctc, detokenize=tokenizer.decode,
+                          device=device, augment=self.augmentation(featurizer.cmvn))
+        start = time.perf_counter()
+        trainer.fit()
+        return model.eval(), time.perf_counter() - start
 
 
 def word_graph(tokenizer: Tokenizer, words: Sequence[str], pronunciations: dict[str, list[list[str]]],
@@ -135,10 +151,8 @@ def write_manifests(exp_dir: str | Path, splits: dict[str, list[Utterance]]) -> 
 @dataclasses.dataclass
 class WordRecipe:
     """A closed-vocabulary task: each word of `words` is spelled with the tokens in
-    `pronunciations[word]` (lists of token sequences), and decoding searches `grammar` (an
-    acceptor over word indexes). `model`, `train`, `noise` and `augment` hold `EncoderConfig`,
-    `TrainerConfig`, `NoiseBursts` and `SpecAugment` arguments; `speeds` adds speed-perturbed
-    copies of the training set (e.g. (0.9, 1.1)); `cache` keeps training features in memory.
+    `pronunciations[word]` (lists of token sequences), decoding searches `grammar` (an
+    acceptor over word indexes), and the encoder is trained as `training` says.
 
     `run` executes the stages 0 get the corpus, 1 manifests + CMVN + tokens, 2 train and save
     the model directory, 3 decode the test split, score and write results.json.
@@ -149,13 +163,7 @@ class WordRecipe:
     pronunciations: dict[str, list[list[str]]]
     grammar: Callable[[], graphs.Graph]
     sample_rate: int
-    model: dict
-    train: dict
-    augment: dict | None = None
-    noise: dict | None = None
-    speeds: Sequence[float] = ()
-    batch_seconds: float = 60.0
-    cache: bool = False
+    training: CTCTraining
 
     def tokens(self) -> list[str]:
         """The token set in order of first use by the words' pronunciations."""
@@ -166,7 +174,7 @@ class WordRecipe:
         """fetch(data_dir) makes the corpus available (stage 0); prepare(data_dir) returns its
         {"train": [...], "test": [...]} utterances (stage 1). Returns the results of stage 3."""
         exp, data_dir = Path(args.exp_dir), Path(args.data_dir)
-        fbank = Fbank(num_mel_bins=self.model["input_dim"], sample_rate=self.sample_rate)
+        fbank = Fbank(num_mel_bins=self.training.model["input_dim"], sample_rate=self.sample_rate)
         if stage(args, 0, "get the corpus"):
             fetch(data_dir)
         if stage(args, 1, "manifests, CMVN, tokens"):
@@ -181,13 +189,8 @@ class WordRecipe:
         test = read_manifest(exp / "test.jsonl")
         test_loader, _ = loader(test, self.sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
         if stage(args, 2, "train"):
-            train = speed_perturbed(read_manifest(exp / "train.jsonl"), self.speeds)
-            train_loader, sampler = loader(train, self.sample_rate, featurizer, tokenizer, self.batch_seconds, True,
-                                           args.seed, cache=self.cache)
-            model, seconds = train_ctc(
-                EncoderConfig(vocab_size=tokenizer.vocab_size, **self.model),
-                TrainerConfig(exp_dir=str(exp), seed=args.seed, **self.train), train_loader, sampler, test_loader,
-                tokenizer, args.device, augment=augmentation(featurizer.cmvn, self.noise, self.augment))
+            model, seconds = self.training.run(read_manifest(exp / "train.jsonl"), test_loader, featurizer, tokenizer,
+                                               exp, args.seed, args.device)
             graph = word_graph(tokenizer, self.words, self.pronunciations, self.grammar())
             save_model_dir(exp / "model", model, tokenizer, featurizer, self.words, graph)
             write_atomic(exp / "train_seconds", f"{seconds}\n")
@@ -200,9 +203,6 @@ class WordRecipe:
         return None
 
 
-TRAIN_CONFIG_KEYS = {"model", "train", "noise", "augment", "speeds", "sample_rate", "batch_seconds", "cache"}
-
-
 def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path, exp_dir: str | Path,
                          tokens: str = "char", lexicon: str | Path | None = None, config: dict | None = None,
                          lm_order: int = 3, device: str = "cpu", seed: int = 0) -> Path:
@@ -210,33 +210,27 @@ def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path,
     whose graph is the training words with a Kneser-Ney LM of the training transcripts.
 
     `tokens` is "char" or "bpe:N" (sentencepiece, N tokens with the blank), unless `lexicon`
-    (WORD PHONE PHONE ... lines) makes the tokens phones. `config` holds "model"
-    (`EncoderConfig`), "train" (`TrainerConfig`), "noise" (`NoiseBursts`) and "augment"
-    (`SpecAugment`) arguments, plus "speeds" (speed-perturbed training copies, e.g. [0.9, 1.1]),
-    "sample_rate" (16000), "batch_seconds" (60) and "cache". Rerunning it resumes training.
+    (WORD PHONE PHONE ... lines) makes the tokens phones. `config` holds `CTCTraining`'s fields
+    ("model", "train", "noise", "augment", "speeds", "batch_seconds", "cache") and "sample_rate"
+    (16000). Rerunning it resumes training.
     """
     config = dict(config or {})
-    unknown = sorted(set(config) - TRAIN_CONFIG_KEYS)
+    sample_rate = int(config.pop("sample_rate", 16000))
+    unknown = sorted(set(config) - {field.name for field in dataclasses.fields(CTCTraining)})
     if unknown:
         raise ValueError(f"config: unknown keys {unknown}")
+    options = {"model": {}, "train": {}, **config}
+    training = CTCTraining(**{**options, "model": {"input_dim": 80, **options["model"]}})
     exp = Path(exp_dir)
     exp.mkdir(parents=True, exist_ok=True)
     train, valid = read_manifest(train_manifest), read_manifest(valid_manifest)
     texts = [u.text for u in train]
-    sample_rate = int(config.get("sample_rate", 16000))
-    model_options = dict(config.get("model", {}))
-    fbank = Fbank(num_mel_bins=model_options.setdefault("input_dim", 80), sample_rate=sample_rate)
+    fbank = Fbank(num_mel_bins=training.model["input_dim"], sample_rate=sample_rate)
     tokenizer = _make_tokenizer(tokens, lexicon, texts, exp / "lang")
     featurizer = Featurizer(fbank, fit_cmvn(train, sample_rate, fbank))
     featurizer.cmvn.save(exp / "cmvn.json")
-    train_loader, sampler = loader(speed_perturbed(train, config.get("speeds", ())), sample_rate, featurizer,
-                                   tokenizer, float(config.get("batch_seconds", 60.0)), True, seed,
-                                   cache=bool(config.get("cache", False)))
     valid_loader, _ = loader(valid, sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
-    augment = augmentation(featurizer.cmvn, config.get("noise"), config.get("augment"))
-    model, _ = train_ctc(EncoderConfig(vocab_size=tokenizer.vocab_size, **model_options),
-                         TrainerConfig(exp_dir=str(exp), seed=seed, **config.get("train", {})),
-                         train_loader, sampler, valid_loader, tokenizer, device, augment=augment)
+    model, _ = training.run(train, valid_loader, featurizer, tokenizer, exp, seed, device)
     lm = estimate_kneser_ney((text.split() for text in texts), lm_order)
     write_arpa(lm, exp / "lm.arpa")
     words = sorted({w for text in texts for w in text.split()})

@@ -1,6 +1,7 @@
 """Running a recipe end to end as its users do: `python -m recipes.<name>` from the repository root."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,7 +18,10 @@ def run_recipe(tmp_path):
     def run(name: str, data_dir: Path) -> tuple[dict, str, Path]:
         exp = tmp_path / "exp"
         command = [sys.executable, "-m", f"recipes.{name}", "--data-dir", str(data_dir), "--exp-dir", str(exp)]
-        done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
+        # Two torch threads, as on the 2-core machines the recipes' error rates were measured on:
+        # the thread count changes float summation order, and with it a small model's training.
+        environment = {**os.environ, "OMP_NUM_THREADS": "2"}
+        done = subprocess.run(command, cwd=ROOT, env=environment, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
         return json.loads((exp / "results.json").read_text()), done.stdout, exp
 
