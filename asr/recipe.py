@@ -130,13 +130,15 @@ def decode(model: TransformerEncoder, data, graph: graphs.Graph, words: Sequence
 
 
 def finish(exp_dir: str | Path, test_set: str, references: dict[str, str], hypotheses: dict[str, str],
-           train_seconds: float) -> dict:
-    """Score, print the WER and write exp_dir/results.json and the Kaldi-format hypotheses."""
+           train_seconds: float, decode_rtf: float) -> dict:
+    """Score, print the WER and write exp_dir/results.json and the Kaldi-format hypotheses;
+    `decode_rtf` is decoding time over audio time."""
     result = score(references, hypotheses)
     exp_dir = Path(exp_dir)
     write_atomic(exp_dir / "hyp.txt", "".join(f"{u} {hypotheses.get(u, '')}\n" for u in sorted(references)))
     summary = {"test_set": test_set, "wer": result.words.error_rate, "cer": result.chars.error_rate,
-               "num_words": result.words.reference_units, "train_seconds": round(train_seconds, 1)}
+               "num_words": result.words.reference_units, "train_seconds": round(train_seconds, 1),
+               "decode_rtf": round(decode_rtf, 4)}
     write_atomic(exp_dir / "results.json", json.dumps(summary, indent=2) + "\n")
     print(result.words.kaldi_line("WER"))
     print(result.words.table("Wrd"))
@@ -196,10 +198,14 @@ class WordRecipe:
             write_atomic(exp / "train_seconds", f"{seconds}\n")
         if stage(args, 3, "decode and score"):
             saved = load_model_dir(exp / "model")
+            start = time.perf_counter()
             hypotheses = decode(saved.model, test_loader, saved.graph, saved.words, args.device)
-            seconds = float((exp / "train_seconds").read_text())
+            audio_seconds = sum(u.duration for u in test)
+            rtf = (time.perf_counter() - start) / audio_seconds
+            log.info("decoded %d files, %.1f s of audio, at real-time factor %.4f (features, encoder and "
+                     "Viterbi search)", len(test), audio_seconds, rtf)
             return finish(exp, f"{self.name} test ({len(test)} files)", {u.id: u.text for u in test}, hypotheses,
-                          seconds)
+                          float((exp / "train_seconds").read_text()), rtf)
         return None
 
 
