@@ -89,7 +89,9 @@ def _positive(record: dict, name: str) -> float:
 def speed_perturbed(utterances: Iterable[Utterance], factors: Iterable[float]) -> list[Utterance]:
     """The utterances followed by a copy of each at every speed factor (Kaldi's
     perturb_data_dir_speed.sh: ids and speakers prefixed "sp0.9-", durations divided by the factor)."""
-    utterances = list(utterances)
+    utterances, factors = list(utterances), list(factors)
+    if not all(isinstance(f, (int, float)) and not isinstance(f, bool) and f > 0 for f in factors):
+        raise ValueError(f"speed factors must be positive numbers, got {factors}")
     copies = [dataclasses.replace(u, id=f"sp{factor:g}-{u.id}", speaker=f"sp{factor:g}-{u.speaker}",
                                   duration=u.duration / factor, speed=u.speed * factor)
               for factor in factors if factor != 1.0 for u in utterances]

@@ -71,6 +71,8 @@ def test_speed_perturbed_copies_round_trip_through_a_manifest(tmp_path):
     lines = path.read_text().splitlines()
     assert "speed" not in json.loads(lines[0]) and json.loads(lines[2])["speed"] == 0.9
     assert read_manifest(path) == perturbed
+    with pytest.raises(ValueError, match="speed factors must be positive numbers"):
+        speed_perturbed(utterances, "0.9")
 
 
 def test_failed_write_leaves_the_old_manifest(tmp_path):
