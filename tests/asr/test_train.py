@@ -64,12 +64,13 @@ def one_thread():
 
 def test_killed_mid_epoch_resumes_like_an_uninterrupted_run(tmp_path):
     """SIGKILL a training process in epoch 2 after a mid-epoch checkpoint; a fresh process resumes
-    and its epoch-2 weights equal those of an uninterrupted run (dropout 0.1, so RNG matters)."""
-    build_trainer(tmp_path / "reference", checkpoint_every_steps=2).fit()
+    and its epoch-2 weights equal those of an uninterrupted run (dropout 0.1, random noise bursts
+    and SpecAugment masks, so the RNG state matters)."""
+    build_trainer(tmp_path / "reference", checkpoint_every_steps=2, augment=True).fit()
 
     killed = tmp_path / "killed"
     with open(tmp_path / "killed.log", "w") as log:
-        child = subprocess.Popen(_job(killed, "--checkpoint-every-steps", "2", "--delay", "0.1"), cwd=ROOT,
+        child = subprocess.Popen(_job(killed, "--checkpoint-every-steps", "2", "--delay", "0.1", "--augment"), cwd=ROOT,
                                  env=_env(), stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         try:
@@ -87,7 +88,7 @@ def test_killed_mid_epoch_resumes_like_an_uninterrupted_run(tmp_path):
     assert state["epoch"] == 2 and not state["epoch_complete"] and 0 < state["batches_done"] < 8
     assert not (killed / "epoch-2.pt").exists()
 
-    subprocess.run(_job(killed, "--checkpoint-every-steps", "2"), cwd=ROOT, env=_env(), check=True,
+    subprocess.run(_job(killed, "--checkpoint-every-steps", "2", "--augment"), cwd=ROOT, env=_env(), check=True,
                    capture_output=True, timeout=120)
     _assert_same_model(killed / "epoch-2.pt", tmp_path / "reference" / "epoch-2.pt", atol=1e-6)
     assert load_checkpoint(killed / "epoch-2.pt")["model_config"]["d_model"] == 32

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 
+from asr.features import GlobalCMVN, NoiseBursts, SpecAugment
 from asr.losses import CTCLoss
 from asr.model import EncoderConfig, TransformerEncoder
 from asr.train import Trainer, TrainerConfig, cleanup, init_distributed
@@ -105,8 +106,9 @@ def make_model(dropout: float) -> TransformerEncoder:
 
 def build_trainer(exp_dir, *, epochs: int = 2, global_batch: int = 8, dropout: float = 0.1,
                   checkpoint_every_steps: int = 0, log_every: int = 1, delay: float = 0.0,
-                  count: int = 64, seed: int = 0, **config) -> Trainer:
-    """The job's Trainer for this process's rank (per-rank batch = global_batch / world size)."""
+                  count: int = 64, seed: int = 0, augment: bool = False, **config) -> Trainer:
+    """The job's Trainer for this process's rank (per-rank batch = global_batch / world size);
+    `augment` adds random noise bursts and SpecAugment masks to the training batches."""
     context = init_distributed()
     torch.manual_seed(seed)
     model = make_model(dropout)
@@ -117,8 +119,10 @@ def build_trainer(exp_dir, *, epochs: int = 2, global_batch: int = 8, dropout: f
     valid_loader = torch.utils.data.DataLoader(SyntheticSpeech(16, seed=seed + 1), batch_size=8, collate_fn=collate)
     settings = dict(exp_dir=str(exp_dir), epochs=epochs, lr=3e-3, warmup_steps=4, seed=seed,
                     checkpoint_every_steps=checkpoint_every_steps, log_every=log_every)
+    augmentation = torch.nn.Sequential(NoiseBursts(GlobalCMVN(torch.zeros(DIM), torch.ones(DIM)), min_frames=2,
+                                                   max_frames=6), SpecAugment(freq_width=2)) if augment else None
     return Trainer(model, CTCLoss(), TrainerConfig(**{**settings, **config}), train_loader, valid_loader,
-                   sampler, decode_fn=greedy_decode)
+                   sampler, decode_fn=greedy_decode, augment=augmentation)
 
 
 def main() -> None:
@@ -129,10 +133,12 @@ def main() -> None:
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--checkpoint-every-steps", type=int, default=0)
     parser.add_argument("--delay", type=float, default=0.0, help="seconds to sleep in each collate (slows the job)")
+    parser.add_argument("--augment", action="store_true", help="noise bursts and SpecAugment on training batches")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     trainer = build_trainer(args.exp_dir, epochs=args.epochs, global_batch=args.global_batch, dropout=args.dropout,
-                            checkpoint_every_steps=args.checkpoint_every_steps, delay=args.delay)
+                            checkpoint_every_steps=args.checkpoint_every_steps, delay=args.delay,
+                            augment=args.augment)
     trainer.fit(resume=True)
     cleanup()
 
