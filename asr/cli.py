@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import resource
 import sys
 import time
@@ -179,6 +180,9 @@ def _cmd_compile_graph(args) -> int:
 def _cmd_train(args) -> int:
     from .recipe import train_from_manifests
 
+    # Progress bars alone would hide what users of a long run look for: each epoch's validation
+    # loss and WER, the checkpoints written, and the data and model sizes.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = json.loads(Path(args.config).read_text()) if args.config else {}
     if args.epochs is not None:
         config.setdefault("train", {})["epochs"] = args.epochs

@@ -97,8 +97,11 @@ class CTCTraining:
             exp_dir: str | Path, seed: int, device: str) -> tuple[TransformerEncoder, float]:
         """Train on `train` (checkpoints in exp_dir; a rerun resumes); returns the model (last
         epoch, eval mode) and the training seconds."""
-        train_loader, sampler = loader(speed_perturbed(train, self.speeds), featurizer.fbank.sample_rate, featurizer,
-                                       tokenizer, self.batch_seconds, True, seed, cache=self.cache)
+        perturbed = speed_perturbed(train, self.speeds)
+        log.info("training on %d utterances, %.2f hours of audio (%d of them speed-perturbed copies)",
+                 len(perturbed), sum(u.duration for u in perturbed) / 3600, len(perturbed) - len(train))
+        train_loader, sampler = loader(perturbed, featurizer.fbank.sample_rate, featurizer, tokenizer,
+                                       self.batch_seconds, True, seed, cache=self.cache)
         torch.manual_seed(seed)
         model = TransformerEncoder(EncoderConfig(vocab_size=tokenizer.vocab_size, **self.model))
         trainer = Trainer(model, CTCLoss(), TrainerConfig(exp_dir=str(exp_dir), seed=seed, **self.train), train_loader,
