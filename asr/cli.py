@@ -336,7 +336,7 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--exp-dir", required=True, help="checkpoints, logs, lm.arpa and model/ go here")
     train.add_argument("--tokens", default="char", help="char, or bpe:N for N sentencepiece tokens (default char)")
     train.add_argument("--lexicon", help="train on phones: lexicon.txt with WORD PHONE PHONE ... lines")
-    train.add_argument("--config", help="JSON file of model/train/augment settings (see above)")
+    train.add_argument("--config", help="JSON file of model, train, noise, augment and speeds settings (see above)")
     train.add_argument("--epochs", type=int, help="override the config's number of epochs")
     train.add_argument("--lm-order", type=int, default=3, help="n-gram order of the graph's LM (default 3)")
     train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 (for several GPUs use torchrun)")
