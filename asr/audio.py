@@ -22,7 +22,7 @@ import soundfile
 import torch
 import torchaudio
 
-from .features import speed_perturb
+from . import features
 
 _STREAMING_SIZES = (0, 0xFFFFFFFF)  # RIFF data sizes that writers to pipes leave as "unknown"
 
@@ -35,18 +35,32 @@ class EmptyAudioError(AudioError):
     """A readable audio file with no samples (decoders may treat it as silence)."""
 
 
-def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True, speed: float = 1.0) -> torch.Tensor:
-    """float32 samples of `path` resampled to `sample_rate`, played `speed` times faster (speed
-    perturbation: tempo and pitch both change, as sox's `speed`).
+class LowSampleRateWarning(UserWarning):
+    """An audio file's sample rate is below the rate it is read at (the model's)."""
 
-    Shape [num_samples] (channels averaged) if `mono`, else [channels, num_samples]."""
+
+def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True, speed: float = 1.0,
+               band_limit: int | None = None) -> torch.Tensor:
+    """float32 samples of `path` resampled to `sample_rate`, played `speed` times faster (speed
+    perturbation: tempo and pitch both change, as sox's `speed`), and with `band_limit` as if
+    recorded at that rate (narrowband augmentation, `asr.features.band_limit`).
+
+    A file recorded below `sample_rate` is resampled up with a warning naming the file and both
+    rates: it has nothing above half its rate, which a model trained on wideband audio without
+    band-limited copies has never heard. Shape [num_samples] (channels averaged) if `mono`,
+    else [channels, num_samples]."""
     file_rate, _, _, data = _read(Path(path), decode=True)
     waveform = torch.from_numpy(np.ascontiguousarray(data.T, dtype=np.float32))
     if mono:
         waveform = waveform.mean(dim=0)
+    if file_rate < sample_rate:
+        warnings.warn(f"{path}: recorded at {file_rate} Hz, below the model's {sample_rate} Hz: resampling up; it has "
+                      f"no content above {file_rate // 2} Hz", LowSampleRateWarning, stacklevel=2)
     if file_rate != sample_rate:
         waveform = torchaudio.functional.resample(waveform, file_rate, sample_rate)
-    return speed_perturb(waveform, sample_rate, speed)
+    if band_limit is not None:
+        waveform = features.band_limit(waveform, sample_rate, band_limit)
+    return features.speed_perturb(waveform, sample_rate, speed)
 
 
 def audio_info(path: str | Path) -> tuple[int, int, int]:

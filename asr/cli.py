@@ -39,9 +39,11 @@ def _cmd_transcribe(args) -> int:
     formats = _formats(args)
     saved = load_model_dir(args.model)
     beam = _beam_options(args)
-    if args.prefix_beam is not None and (args.graph or args.lexicon or beam):
-        raise ValueError("--prefix-beam decodes without a graph: drop the graph and beam search options")
-    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), beam, args.prefix_beam)
+    for flag, given in (("--prefix-beam", args.prefix_beam is not None), ("--greedy", args.greedy)):
+        if given and (args.graph or args.lexicon or beam):
+            raise ValueError(f"{flag} decodes without a graph: drop the graph and beam search options")
+    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), beam, args.prefix_beam,
+                            args.greedy)
     inputs = list(find_inputs(args.audio))
     return _write_results(args, "transcribe", recognizer.transcribe(inputs, batch_size=args.batch_size), len(inputs),
                           formats, format_transcript)
@@ -277,6 +279,8 @@ def _parser() -> argparse.ArgumentParser:
                         "the lattice for --nbest/--rescore-lm (default 8)")
     search.add_argument("--prefix-beam", type=int, metavar="K", help="no graph: CTC prefix beam search keeping K "
                         "prefixes (character and word-piece models; any word can come out)")
+    search.add_argument("--greedy", action="store_true", help="no graph, no search: the best token of every frame "
+                        "(fastest; words for character and word-piece models, phones for phone models)")
     transcribe.set_defaults(run=_cmd_transcribe)
 
     align = commands.add_parser(

@@ -1,8 +1,8 @@
 """Resumable, checksummed downloads and archive extraction for corpus recipes.
 
 A partial download is kept as `<file>.part` and continued with an HTTP Range request;
-the finished file is checked against its digest (MD5 or SHA-256, told apart by length)
-before it is renamed into place, so a corrupt or interrupted download is never
+the finished file is checked against the size the server announced and, when one is
+given, its digest (MD5 or SHA-256, told apart by length) before it is renamed into place, so a corrupt or interrupted download is never
 mistaken for a good one.
 """
 
@@ -53,6 +53,8 @@ def download(url: str, dest: str | os.PathLike, checksum: str | None = None, tim
             for block in iter(lambda: response.read(CHUNK), b""):
                 out.write(block)
                 bar.update(len(block))
+    if total and (received := partial.stat().st_size) != total:
+        raise OSError(f"{url}: incomplete download ({received} of {total} bytes); run again to resume")
     if checksum is not None and (actual := digest(partial, checksum)) != checksum:
         partial.unlink()
         raise ValueError(f"{url}: checksum mismatch (got {actual}, expected {checksum}); download removed")

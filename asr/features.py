@@ -1,7 +1,7 @@
 """Acoustic features: Kaldi-compatible log-mel fbank, global CMVN, SpecAugment, noise bursts,
-speed perturbation.
+speed perturbation, band limiting.
 
-Typical order: `speed_perturb` (training only) on the waveform, `Fbank`, then
+Typical order: `speed_perturb` and `band_limit` (training only) on the waveform, `Fbank`, then
 `GlobalCMVN.apply`, then `NoiseBursts` and `SpecAugment` (its masks fill with 0, which after
 CMVN is the global mean).
 """
@@ -233,6 +233,18 @@ class NoiseBursts(torch.nn.Module):
                     + self.tilt * (2 * torch.rand(B, count, 1, device=device) - 1) * bins
                     + self.color * torch.randn(B, count, F, device=device))  # [B, K, F]
         return spectrum[:, :, None, :] + self.flicker * torch.randn(B, count, T, F, device=device)
+
+
+def band_limit(waveform: torch.Tensor, sample_rate: int, rate: int) -> torch.Tensor:
+    """The waveform as if recorded at `rate` Hz and resampled to `sample_rate`: nothing above
+    rate / 2 (telephone and 8 kHz corpora read by a 16 kHz model). Same length."""
+    if not 0 < rate <= sample_rate:
+        raise ValueError(f"a band limit must be a sample rate in (0, {sample_rate}], got {rate}")
+    if rate == sample_rate:
+        return waveform
+    narrow = torchaudio.functional.resample(torchaudio.functional.resample(waveform, sample_rate, rate), rate,
+                                            sample_rate)
+    return torch.nn.functional.pad(narrow, (0, waveform.shape[-1] - narrow.shape[-1]))[..., : waveform.shape[-1]]
 
 
 def speed_perturb(waveform: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:

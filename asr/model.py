@@ -1,8 +1,10 @@
-"""Transformer acoustic encoder: features [B, T, F] -> frame log-probabilities [B, T', V].
+"""Acoustic encoders: features [B, T, F] -> frame log-probabilities [B, T', V].
 
-Conv2d subsampling shortens the sequence, pre-LN transformer layers with rotary position
-embeddings (on `F.scaled_dot_product_attention`) contextualize it, and a linear layer with
-log-softmax gives emissions for the graph losses in `asr.losses` and for decoding.
+Conv2d subsampling shortens the sequence, layers with rotary position embeddings (on
+`F.scaled_dot_product_attention`) contextualize it, and a linear layer with log-softmax gives
+emissions for the graph losses in `asr.losses` and for decoding. The layers are pre-LN
+transformer layers or conformer layers (Gulati et al. 2020: macaron feed-forwards around
+self-attention and a depthwise convolution module), as `EncoderConfig.architecture` says.
 """
 
 from __future__ import annotations
@@ -19,11 +21,18 @@ logger = logging.getLogger("asr.model")
 
 # Strides of the two 3x3 convolutions for each supported subsampling factor.
 _SUBSAMPLING_STRIDES = {4: (2, 2), 2: (2, 1), 1: (1, 1)}
+ARCHITECTURES = ("transformer", "conformer")
 
 
 @dataclass
 class EncoderConfig:
     """Sizes of a `TransformerEncoder`; saved with checkpoints through `to_dict`/`from_dict`.
+
+    `architecture` picks the layers: "transformer" (pre-LN self-attention + feed-forward) or
+    "conformer" (half-step feed-forward, self-attention, convolution module with a depthwise
+    kernel of `conv_kernel` frames, half-step feed-forward, LayerNorm): the convolution gives
+    every layer a local view of its neighbours, which small corpora learn from far faster than
+    from attention alone.
 
     `conv_channels=None` means `d_model` channels in the subsampling convolutions.
     `attention_window=w > 0` lets each frame attend only to frames at most w (subsampled) frames
@@ -47,8 +56,14 @@ class EncoderConfig:
     conv_channels: int | None = None
     attention_window: int = 0
     blank_bias: float = 0.0
+    architecture: str = "transformer"
+    conv_kernel: int = 15
 
     def __post_init__(self):
+        if self.architecture not in ARCHITECTURES:
+            raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}")
+        if self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
+            raise ValueError(f"conv_kernel must be a positive odd number (centred on its frame), got {self.conv_kernel}")
         if self.subsampling not in _SUBSAMPLING_STRIDES:
             raise ValueError(f"subsampling must be one of {sorted(_SUBSAMPLING_STRIDES)}, got {self.subsampling}")
         if self.d_model % self.num_heads or (self.d_model // self.num_heads) % 2:
@@ -159,6 +174,11 @@ class SelfAttention(nn.Module):
         return self.out(y.transpose(1, 2).reshape(batch, time, dim))
 
 
+def feed_forward(d_model: int, ff_dim: int, dropout: float) -> nn.Sequential:
+    """Position-wise feed-forward block: linear, SiLU, dropout, linear."""
+    return nn.Sequential(nn.Linear(d_model, ff_dim), nn.SiLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model))
+
+
 class EncoderLayer(nn.Module):
     """Pre-LN transformer layer: x + drop(MHSA(LN(x))), then x + drop(FFN(LN(x)))."""
 
@@ -167,19 +187,58 @@ class EncoderLayer(nn.Module):
         self.attn_norm = nn.LayerNorm(d_model)
         self.attn = SelfAttention(d_model, num_heads, dropout)
         self.ff_norm = nn.LayerNorm(d_model)
-        self.ff = nn.Sequential(
-            nn.Linear(d_model, ff_dim), nn.SiLU(), nn.Dropout(dropout), nn.Linear(ff_dim, d_model)
-        )
+        self.ff = feed_forward(d_model, ff_dim, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
         x = x + self.dropout(self.attn(self.attn_norm(x), key_mask))
         return x + self.dropout(self.ff(self.ff_norm(x)))
 
 
+class ConvolutionModule(nn.Module):
+    """Conformer convolution module: pointwise conv + GLU, depthwise conv over time, LayerNorm,
+    SiLU, pointwise conv. Padding frames are zeroed before the depthwise conv, so valid frames
+    never see them (LayerNorm, not BatchNorm, for the same reason: no statistics over the batch)."""
+
+    def __init__(self, d_model: int, kernel: int):
+        super().__init__()
+        self.pointwise_in = nn.Linear(d_model, 2 * d_model)
+        self.depthwise = nn.Conv1d(d_model, d_model, kernel, padding=kernel // 2, groups=d_model)
+        self.norm = nn.LayerNorm(d_model)
+        self.pointwise_out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        """x [B, T, D], valid [B, T] boolean."""
+        x = F.glu(self.pointwise_in(x), dim=-1).masked_fill(~valid[..., None], 0.0)
+        x = self.depthwise(x.transpose(1, 2)).transpose(1, 2)
+        return self.pointwise_out(F.silu(self.norm(x)))
+
+
+class ConformerLayer(nn.Module):
+    """Conformer block: x + 1/2 FFN, + MHSA, + convolution module, + 1/2 FFN (each pre-LN, with
+    dropout on its output), then LayerNorm."""
+
+    def __init__(self, d_model: int, num_heads: int, ff_dim: int, dropout: float, kernel: int):
+        super().__init__()
+        self.ff1_norm, self.ff1 = nn.LayerNorm(d_model), feed_forward(d_model, ff_dim, dropout)
+        self.attn_norm, self.attn = nn.LayerNorm(d_model), SelfAttention(d_model, num_heads, dropout)
+        self.conv_norm, self.conv = nn.LayerNorm(d_model), ConvolutionModule(d_model, kernel)
+        self.ff2_norm, self.ff2 = nn.LayerNorm(d_model), feed_forward(d_model, ff_dim, dropout)
+        self.final_norm = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        x = x + 0.5 * self.dropout(self.ff1(self.ff1_norm(x)))
+        x = x + self.dropout(self.attn(self.attn_norm(x), key_mask))
+        x = x + self.dropout(self.conv(self.conv_norm(x), valid))
+        x = x + 0.5 * self.dropout(self.ff2(self.ff2_norm(x)))
+        return self.final_norm(x)
+
+
 class TransformerEncoder(nn.Module):
-    """The acoustic model: subsampling, pre-LN rotary transformer layers, final LayerNorm,
-    linear output and log-softmax over `vocab_size` tokens (blank included)."""
+    """The acoustic model: subsampling, rotary transformer or conformer layers (as
+    `config.architecture` says), final LayerNorm, linear output and log-softmax over
+    `vocab_size` tokens (blank included)."""
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
@@ -188,15 +247,18 @@ class TransformerEncoder(nn.Module):
             config.input_dim, config.d_model, config.conv_channels or config.d_model, config.subsampling
         )
         self.dropout = nn.Dropout(config.dropout)
-        self.layers = nn.ModuleList(
-            EncoderLayer(config.d_model, config.num_heads, config.ff_dim, config.dropout)
-            for _ in range(config.num_layers)
-        )
+        self.layers = nn.ModuleList(self._layer(config) for _ in range(config.num_layers))
         self.final_norm = nn.LayerNorm(config.d_model)
         self.output = nn.Linear(config.d_model, config.vocab_size)
         with torch.no_grad():
             self.output.bias[0] += config.blank_bias
         logger.info("TransformerEncoder: %s parameters, config %s", f"{self.num_parameters():,}", config.to_dict())
+
+    @staticmethod
+    def _layer(config: EncoderConfig) -> nn.Module:
+        if config.architecture == "conformer":
+            return ConformerLayer(config.d_model, config.num_heads, config.ff_dim, config.dropout, config.conv_kernel)
+        return EncoderLayer(config.d_model, config.num_heads, config.ff_dim, config.dropout)
 
     def num_parameters(self) -> int:
         """Total number of parameters."""
@@ -215,13 +277,13 @@ class TransformerEncoder(nn.Module):
         x = self.dropout(self.subsampling(features))
         out_lengths = self.output_lengths(lengths.to(x.device))
         # Keep one key for utterances too short for any output frame, so no row is all-masked (NaN).
-        valid = torch.arange(x.shape[1], device=x.device) < out_lengths.clamp(min=1)[:, None]
-        key_mask = valid[:, None, None, :]
+        frames = torch.arange(x.shape[1], device=x.device)
+        valid = frames < out_lengths[:, None]
+        key_mask = (frames < out_lengths.clamp(min=1)[:, None])[:, None, None, :]
         window = self.config.attention_window
         if window:
-            positions = torch.arange(x.shape[1], device=x.device)
-            near = (positions[:, None] - positions[None, :]).abs() <= window
+            near = (frames[:, None] - frames[None, :]).abs() <= window
             key_mask = key_mask & near  # [B, 1, T', T']; a valid frame always keeps itself as a key
         for layer in self.layers:
-            x = layer(x, key_mask)
+            x = layer(x, key_mask, valid)
         return self.output(self.final_norm(x)).log_softmax(dim=-1), out_lengths

@@ -12,32 +12,36 @@ import dataclasses
 import json
 import logging
 import time
+import warnings
 from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
+import soundfile
 import torch
 
 import graphs
 
-from .audio import load_audio
+from .audio import LowSampleRateWarning, load_audio
 from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed, write_manifest
 from .decode import decoding_graph, greedy_ctc, viterbi_words
 from .features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment
-from .files import write_atomic
+from .files import atomic_open, write_atomic
 from .lang import build_hlg
 from .lm import estimate_kneser_ney, write_arpa
-from .losses import CTCLoss
-from .model_dir import Featurizer, load_model_dir, save_model_dir
+from .losses import make_loss
+from .model_dir import Featurizer, ModelDir, load_model_dir, save_model_dir
 from .model import EncoderConfig, TransformerEncoder
 from .scoring import score
 from .tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon
 from .train import Trainer, TrainerConfig
+from .transcribe import BeamOptions, Recognizer
 
 log = logging.getLogger("asr.recipe")
 
 
-def arguments(description: str, data_dir: str, exp_dir: str) -> argparse.Namespace:
+def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None = None) -> argparse.Namespace:
+    """The options every recipe takes; with `tokens` (its default) also --tokens."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", default=data_dir, help="corpus location (downloaded there if absent)")
     parser.add_argument("--exp-dir", default=exp_dir, help="where manifests, checkpoints and results go")
@@ -45,6 +49,9 @@ def arguments(description: str, data_dir: str, exp_dir: str) -> argparse.Namespa
     parser.add_argument("--stop-stage", type=int, default=100, help="last stage to run")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, help="train this many epochs instead of the recipe's (a quick trial)")
+    if tokens is not None:
+        parser.add_argument("--tokens", default=tokens, help=f"phone (the corpus lexicon), char or bpe:N (default {tokens})")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     Path(args.exp_dir).mkdir(parents=True, exist_ok=True)
@@ -64,20 +71,26 @@ def fit_cmvn(utterances: Sequence[Utterance], sample_rate: int, fbank: Fbank) ->
 
 
 def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokenizer, max_seconds: float,
-           shuffle: bool, seed: int, cache: bool = False) -> tuple[torch.utils.data.DataLoader, BucketBatchSampler]:
-    """Duration-bucketed batches of at most `max_seconds` of audio; `cache` keeps features in memory."""
+           shuffle: bool, seed: int, cache: bool = False, band_limits: Sequence[int] = (), band_limit_p: float = 0.0
+           ) -> tuple[torch.utils.data.DataLoader, BucketBatchSampler]:
+    """Duration-bucketed batches of at most `max_seconds` of audio; `cache` keeps features in
+    memory; `band_limits`/`band_limit_p` band-limit some reads (`SpeechDataset`)."""
     dataset = SpeechDataset(list(utterances), partial(load_audio, sample_rate=sample_rate), featurize,
-                            tokenizer.encode, cache=cache)
+                            tokenizer.encode, cache=cache, band_limits=band_limits, band_limit_p=band_limit_p,
+                            target_graph=tokenizer.target_graph)
     sampler = BucketBatchSampler([u.duration for u in utterances], max_seconds, shuffle=shuffle, seed=seed)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate), sampler
 
 
 @dataclasses.dataclass
 class CTCTraining:
-    """How to train a CTC transformer encoder: `model`, `train`, `noise` and `augment` hold
-    `EncoderConfig`, `TrainerConfig`, `NoiseBursts` and `SpecAugment` arguments; `speeds` adds
-    speed-perturbed copies of the training set (e.g. (0.9, 1.1)); batches hold at most
-    `batch_seconds` of audio; `cache` keeps training features in memory."""
+    """How to train a CTC encoder: `model`, `train`, `noise` and `augment` hold
+    `EncoderConfig`, `TrainerConfig`, `NoiseBursts` and `SpecAugment` arguments; `loss` names
+    the loss (`asr.losses.make_loss`: "ctc", "crctc" or a dict with options); `speeds` adds
+    speed-perturbed copies of the training set (e.g. (0.9, 1.1)); with probability
+    `band_limit_p` a training read is band-limited to one of `band_limits` (e.g. (8000,)), so
+    the model also works on narrowband audio; batches hold at most `batch_seconds` of audio;
+    `cache` keeps training features in memory."""
 
     model: dict
     train: dict
@@ -86,6 +99,13 @@ class CTCTraining:
     speeds: Sequence[float] = ()
     batch_seconds: float = 60.0
     cache: bool = False
+    loss: str | dict = "ctc"
+    band_limits: Sequence[int] = ()
+    band_limit_p: float = 0.0
+
+    def with_epochs(self, epochs: int | None) -> CTCTraining:
+        """This training with `epochs` epochs (unchanged for None)."""
+        return self if epochs is None else dataclasses.replace(self, train={**self.train, "epochs": epochs})
 
     def augmentation(self, cmvn: GlobalCMVN) -> torch.nn.Module | None:
         """`NoiseBursts`, then `SpecAugment`; either is left out when its options are empty."""
@@ -95,21 +115,22 @@ class CTCTraining:
 
     def run(self, train: Sequence[Utterance], valid_loader, featurizer: Featurizer, tokenizer: Tokenizer,
             exp_dir: str | Path, seed: int, device: str) -> tuple[TransformerEncoder, float]:
-        """Train on `train` (checkpoints in exp_dir; a rerun resumes); returns the model (last
-        epoch, eval mode) and the training seconds."""
+        """Train on `train` (checkpoints in exp_dir; a rerun resumes); returns the model (the
+        last epoch, or the average of the last `average_last`; eval mode) and the training
+        seconds (all runs of this experiment together)."""
         perturbed = speed_perturbed(train, self.speeds)
         log.info("training on %d utterances, %.2f hours of audio (%d of them speed-perturbed copies)",
                  len(perturbed), sum(u.duration for u in perturbed) / 3600, len(perturbed) - len(train))
         train_loader, sampler = loader(perturbed, featurizer.fbank.sample_rate, featurizer, tokenizer,
-                                       self.batch_seconds, True, seed, cache=self.cache)
+                                       self.batch_seconds, True, seed, cache=self.cache, band_limits=self.band_limits,
+                                       band_limit_p=self.band_limit_p)
         torch.manual_seed(seed)
         model = TransformerEncoder(EncoderConfig(vocab_size=tokenizer.vocab_size, **self.model))
-        trainer = Trainer(model, CTCLoss(), TrainerConfig(exp_dir=str(exp_dir), seed=seed, **self.train), train_loader,
-                          valid_loader, sampler=sampler, decode_fn=greedy_ctc, detokenize=tokenizer.decode,
-                          device=device, augment=self.augmentation(featurizer.cmvn))
-        start = time.perf_counter()
+        trainer = Trainer(model, make_loss(self.loss), TrainerConfig(exp_dir=str(exp_dir), seed=seed, **self.train),
+                          train_loader, valid_loader, sampler=sampler, decode_fn=greedy_ctc,
+                          detokenize=tokenizer.decode, device=device, augment=self.augmentation(featurizer.cmvn))
         trainer.fit()
-        return model.eval(), time.perf_counter() - start
+        return model.eval(), trainer.train_seconds
 
 
 def word_graph(tokenizer: Tokenizer, words: Sequence[str], pronunciations: dict[str, list[list[str]]],
@@ -194,8 +215,8 @@ class WordRecipe:
         test = read_manifest(exp / "test.jsonl")
         test_loader, _ = loader(test, self.sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
         if stage(args, 2, "train"):
-            model, seconds = self.training.run(read_manifest(exp / "train.jsonl"), test_loader, featurizer, tokenizer,
-                                               exp, args.seed, args.device)
+            model, seconds = self.training.with_epochs(args.epochs).run(
+                read_manifest(exp / "train.jsonl"), test_loader, featurizer, tokenizer, exp, args.seed, args.device)
             graph = word_graph(tokenizer, self.words, self.pronunciations, self.grammar())
             save_model_dir(exp / "model", model, tokenizer, featurizer, self.words, graph)
             write_atomic(exp / "train_seconds", f"{seconds}\n")
@@ -215,13 +236,12 @@ class WordRecipe:
 def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path, exp_dir: str | Path,
                          tokens: str = "char", lexicon: str | Path | None = None, config: dict | None = None,
                          lm_order: int = 3, device: str = "cpu", seed: int = 0) -> Path:
-    """`asr train`: a CTC transformer on JSONL manifests, then a model directory exp_dir/model
-    whose graph is the training words with a Kneser-Ney LM of the training transcripts.
+    """`asr train`: `train_recognizer` on JSONL manifests with the settings of a JSON `config`,
+    which holds `CTCTraining`'s fields ("model", "train", "loss", "noise", "augment", "speeds",
+    "band_limits", "band_limit_p", "batch_seconds", "cache") and "sample_rate" (16000).
 
     `tokens` is "char" or "bpe:N" (sentencepiece, N tokens with the blank), unless `lexicon`
-    (WORD PHONE PHONE ... lines) makes the tokens phones. `config` holds `CTCTraining`'s fields
-    ("model", "train", "noise", "augment", "speeds", "batch_seconds", "cache") and "sample_rate"
-    (16000). Rerunning it resumes training.
+    (WORD PHONE PHONE ... lines) makes the tokens phones. Rerunning it resumes training.
     """
     config = dict(config or {})
     sample_rate = int(config.pop("sample_rate", 16000))
@@ -230,16 +250,27 @@ def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path,
         raise ValueError(f"config: unknown keys {unknown}")
     options = {"model": {}, "train": {}, **config}
     training = CTCTraining(**{**options, "model": {"input_dim": 80, **options["model"]}})
+    return train_recognizer(read_manifest(train_manifest), read_manifest(valid_manifest), exp_dir, training,
+                            sample_rate, tokens, lexicon, lm_order, device, seed)
+
+
+def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp_dir: str | Path,
+                     training: CTCTraining, sample_rate: int = 16000, tokens: str = "char",
+                     lexicon: str | Path | None = None, lm_order: int = 3, device: str = "cpu", seed: int = 0) -> Path:
+    """Tokens, CMVN and a CTC encoder trained as `training` says (validated on `valid`), a
+    Kneser-Ney LM of the training transcripts (exp_dir/lm.arpa) and the HLG of the training
+    words with it: the model directory exp_dir/model, whose path is returned. The training
+    seconds go to exp_dir/train_seconds. Rerunning it resumes training."""
     exp = Path(exp_dir)
     exp.mkdir(parents=True, exist_ok=True)
-    train, valid = read_manifest(train_manifest), read_manifest(valid_manifest)
     texts = [u.text for u in train]
-    fbank = Fbank(num_mel_bins=training.model["input_dim"], sample_rate=sample_rate)
+    fbank = Fbank(num_mel_bins=training.model.get("input_dim", 80), sample_rate=sample_rate)
     tokenizer = _make_tokenizer(tokens, lexicon, texts, exp / "lang")
     featurizer = Featurizer(fbank, fit_cmvn(train, sample_rate, fbank))
     featurizer.cmvn.save(exp / "cmvn.json")
     valid_loader, _ = loader(valid, sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
-    model, _ = training.run(train, valid_loader, featurizer, tokenizer, exp, seed, device)
+    model, seconds = training.run(train, valid_loader, featurizer, tokenizer, exp, seed, device)
+    write_atomic(exp / "train_seconds", f"{seconds}\n")
     lm = estimate_kneser_ney((text.split() for text in texts), lm_order)
     write_arpa(lm, exp / "lm.arpa")
     words = sorted({w for text in texts for w in text.split()})
@@ -259,3 +290,127 @@ def _make_tokenizer(tokens: str, lexicon, texts: list[str], directory: Path) -> 
         raise ValueError(f"tokens must be 'char' or 'bpe:N' (or give a lexicon), got {tokens!r}")
     tokenizer.save(directory)
     return tokenizer
+
+
+NARROWBAND_RATE = 8000  # telephone bandwidth: the narrowband copies of evaluation sets
+
+
+def narrowband_copies(utterances: Sequence[Utterance], folder: str | Path, rate: int = NARROWBAND_RATE
+                      ) -> list[Utterance]:
+    """The utterances resampled to `rate` Hz and written as 16-bit FLAC files in `folder`: the
+    same speech as an 8 kHz recording of it, which the model reads back up-sampled."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    copies = []
+    for u in utterances:
+        path = folder / f"{u.id}.flac"
+        if not path.is_file():
+            with atomic_open(path, "wb") as f:
+                soundfile.write(f, load_audio(u.audio, rate).numpy(), rate, format="FLAC", subtype="PCM_16")
+        copies.append(dataclasses.replace(u, audio=str(path.resolve())))
+    return copies
+
+
+def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], beam: BeamOptions, device: str,
+             exp_dir: str | Path) -> dict:
+    """WER/CER of `saved` on `utterances` through its graph (the search `asr transcribe` runs,
+    with `beam`) and greedy (the best token of every frame: WER/CER for character and
+    word-piece models, the phone error rate against the first pronunciations for phone
+    models); prints the WER line of set `name` and writes the Kaldi-format hypotheses to
+    exp_dir/hyp_<name>.txt and exp_dir/hyp_<name>_greedy.txt."""
+    references = {u.id: u.text for u in utterances}
+    inputs = [(u.id, u.audio) for u in utterances]
+    audio_seconds = sum(u.duration for u in utterances)
+    tokenizer = saved.tokenizer
+    with warnings.catch_warnings():  # narrowband copies are read below the model's rate on purpose
+        warnings.simplefilter("ignore", LowSampleRateWarning)
+        start = time.perf_counter()
+        graph = _hypotheses(Recognizer(saved, device, beam=beam), inputs)
+        rtf = (time.perf_counter() - start) / audio_seconds
+        greedy = _hypotheses(Recognizer(saved, device, greedy=True), inputs)
+    for suffix, hypotheses in (("", graph), ("_greedy", greedy)):
+        write_atomic(Path(exp_dir) / f"hyp_{name}{suffix}.txt",
+                     "".join(f"{u} {hypotheses.get(u, '')}\n" for u in references))
+    result = score(references, graph)
+    summary = {"files": len(utterances), "num_words": result.words.reference_units, "wer": result.words.error_rate,
+               "cer": result.chars.error_rate, "decode_rtf": round(rtf, 4)}
+    if tokenizer.kind == "phone":
+        phones = {u: tokenizer.decode(tokenizer.encode(text)) for u, text in references.items()}
+        summary["greedy_per"] = score(phones, greedy).words.error_rate
+    else:
+        greedy_result = score(references, greedy)
+        summary.update(greedy_wer=greedy_result.words.error_rate, greedy_cer=greedy_result.chars.error_rate)
+    print(result.words.kaldi_line(f"WER {name}"))
+    return summary
+
+
+def _hypotheses(recognizer: Recognizer, inputs: list[tuple[str, str]]) -> dict[str, str]:
+    hypotheses = {}
+    for transcript in recognizer.transcribe(inputs, batch_size=16):
+        if transcript.error:
+            log.warning("could not decode %s: %s (scored as all deletions)", transcript.audio, transcript.error)
+        else:
+            hypotheses[transcript.id] = transcript.text
+    return hypotheses
+
+
+@dataclasses.dataclass
+class CorpusRecipe:
+    """An open-vocabulary corpus: words spelled by the tokenizer (--tokens: "phone" through the
+    corpus lexicon, "char" or "bpe:N"), decoded through the HLG of the training words with a
+    Kneser-Ney LM of the training transcripts, the encoder trained as `training` says.
+
+    `run` executes the stages 0 get the corpus, 1 manifests (each split, and an 8 kHz copy
+    `<split>_8k` of each of the `narrowband` splits), 2 train and write the model directory
+    (`train_recognizer`, as `asr train` does), 3 decode every set but train (graph search as
+    `asr transcribe` runs it, and greedy), print each WER and write results.json.
+    `test_location` says where the official test set would be, for the message printed when
+    it is absent.
+    """
+
+    name: str
+    sample_rate: int
+    training: CTCTraining
+    test_location: str
+    narrowband: Sequence[str] = ("dev",)
+    beam: BeamOptions = dataclasses.field(default_factory=BeamOptions)
+    lm_order: int = 3
+
+    def run(self, args: argparse.Namespace, fetch: Callable[[Path], object],
+            prepare: Callable[[Path], dict[str, list[Utterance]]], lexicon: Callable[[Path], Path]) -> dict | None:
+        """fetch(data_dir) makes the corpus available (stage 0); prepare(data_dir) returns its
+        {"train", "dev", and "test" when present} utterances (stage 1); lexicon(data_dir) is
+        the pronunciation dictionary for phone tokens. Returns the results of stage 3."""
+        exp, data_dir = Path(args.exp_dir), Path(args.data_dir)
+        if stage(args, 0, "get the corpus"):
+            fetch(data_dir)
+        if stage(args, 1, "manifests"):
+            splits = prepare(data_dir)
+            for name in self.narrowband:
+                splits[f"{name}_8k"] = narrowband_copies(splits[name], exp / "audio" / f"{name}_8k")
+            for stale in set(exp.glob("*.jsonl")) - {exp / f"{name}.jsonl" for name in splits}:
+                stale.unlink()  # e.g. a test manifest from a data dir that had the test set
+            write_manifests(exp, splits)
+        if stage(args, 2, "train"):
+            train_recognizer(read_manifest(exp / "train.jsonl"), read_manifest(exp / "dev.jsonl"), exp,
+                             self.training.with_epochs(args.epochs),
+                             self.sample_rate, args.tokens, lexicon(data_dir) if args.tokens == "phone" else None,
+                             self.lm_order, args.device, args.seed)
+        if stage(args, 3, "decode and score"):
+            return self._score(exp, args)
+        return None
+
+    def _score(self, exp: Path, args) -> dict:
+        saved = load_model_dir(exp / "model")
+        sets = sorted(path.stem for path in exp.glob("*.jsonl") if path.stem != "train")
+        results = {name: evaluate(saved, name, read_manifest(exp / f"{name}.jsonl"), self.beam, args.device, exp)
+                   for name in sets}
+        summary = {"recipe": self.name, "tokens": saved.tokenizer.kind, "seed": args.seed,
+                   "parameters": saved.model.num_parameters(), "encoder": saved.model.config.architecture,
+                   "train_seconds": round(float((exp / "train_seconds").read_text()), 1),
+                   "test_scored": "test" in results, "sets": results}
+        write_atomic(exp / "results.json", json.dumps(summary, indent=2) + "\n")
+        if "test" not in results:
+            print(f"{self.name}: the official test set is absent ({self.test_location}): scored "
+                  f"{', '.join(sets)} only")
+        return summary

@@ -24,6 +24,8 @@ import re
 from pathlib import Path
 from typing import ClassVar, Iterable, Mapping, Sequence
 
+import graphs
+
 from .files import write_atomic
 
 BLANK = "<blk>"
@@ -166,6 +168,11 @@ class Tokenizer(abc.ABC):
     def spellings(self, word: str) -> list[list[int]]:
         """The token sequences that spell `word` inside a sentence, for lexicon graphs."""
         return [self.encode(word)]
+
+    def target_graph(self, text: str) -> graphs.Graph | None:
+        """An acceptor of every token sequence that spells `text`, for training on all of them;
+        None when `encode(text)` is the only spelling (the default)."""
+        return None
 
     def save(self, directory) -> None:
         """Write tokens.txt, the kind's own files and tokenizer.json (last) into `directory`."""
@@ -379,6 +386,14 @@ class PhoneTokenizer(Tokenizer):
         if word not in self.lexicon:
             raise ValueError(f"word {word!r} is not in the lexicon")
         return self.lexicon[word]
+
+    def target_graph(self, text: str) -> graphs.Graph | None:
+        """Every pronunciation of every word of `text` (`graphs.alternatives_graph`), when the
+        lexicon has variants: `encode`'s first pronunciations are often not what was said (AN4's
+        spelled letter A is EY, its first entry AH)."""
+        if all(len(prons) == 1 for prons in self.lexicon.values()):
+            return None
+        return graphs.alternatives_graph([self.spellings(word) for word in text.split()])
 
     def decode(self, ids: Iterable[int]) -> str:
         return " ".join(self._symbols(ids))

@@ -18,7 +18,7 @@ import graphs
 
 from .audio import AudioError, EmptyAudioError, load_audio
 from .data import read_manifest
-from .decode import WfstDecoder, force_align, prefix_beam_search, viterbi_words, word_spans
+from .decode import WfstDecoder, force_align, greedy_ctc, prefix_beam_search, viterbi_words, word_spans
 from .lang import DecodingGraph
 from .lm import NgramLM
 from .model_dir import ModelDir
@@ -102,15 +102,19 @@ class Recognizer:
     `graph` (e.g. a 5k-word HLG from `asr compile-graph`). Graphs without epsilon input arcs
     are searched exactly (Viterbi) unless `beam` options are given; others with beam search,
     and word times then come from a forced alignment of the words found. `prefix_beam`
-    decodes without any graph (CTC prefix beam search of that width, text from the tokenizer)."""
+    decodes without any graph (CTC prefix beam search of that width, text from the tokenizer);
+    `greedy` without any search (the best token of every frame, repeats and blanks dropped):
+    words for character and word-piece models, phones for phone models."""
 
     def __init__(self, saved: ModelDir, device: str = "cpu", graph: DecodingGraph | None = None,
-                 beam: BeamOptions | None = None, prefix_beam: int | None = None):
+                 beam: BeamOptions | None = None, prefix_beam: int | None = None, greedy: bool = False):
         self.saved, self.device = saved, torch.device(device)
         self.model = saved.model.to(self.device)
         self.min_samples = self._min_samples()
         self.graph = graph or saved.decoding_graph()
-        self.prefix_beam = prefix_beam
+        self.prefix_beam, self.greedy = prefix_beam, greedy
+        if greedy and (prefix_beam is not None or beam is not None):
+            raise ValueError("greedy decoding uses no search: give no beam or prefix-beam options with it")
         if prefix_beam is not None and getattr(saved.tokenizer, "kind", None) == "phone":
             raise ValueError("lexicon-free decoding needs a character or word-piece model; this one outputs phones")
         if beam is None and bool((self.graph.graph.ilabel == graphs.EPSILON).any()):
@@ -165,11 +169,14 @@ class Recognizer:
     def _fill(self, transcripts: list[Transcript], log_probs: torch.Tensor, lengths: torch.Tensor) -> None:
         """Set each transcript's words and times from its emissions: times come from the exact
         search's own path, or else from a forced alignment of the words found."""
-        if self.prefix_beam is not None:
+        if self.greedy or self.prefix_beam is not None:
             tokenizer = self.saved.tokenizer
-            found = prefix_beam_search(log_probs, lengths, self.prefix_beam).tokens
+            found = (greedy_ctc(log_probs, lengths) if self.greedy
+                     else prefix_beam_search(log_probs, lengths, self.prefix_beam).tokens)
             words = [tokenizer.decode(tokens).split() for tokens in found]
             spell = tokenizer.spellings
+            if tokenizer.kind == "phone":  # the "words" are phones
+                spell = {phone: [[i]] for i, phone in enumerate(tokenizer.tokens)}.__getitem__
         elif self.decoder is None:
             indexes, alignment = viterbi_words(log_probs, lengths, self.graph.graph)
             spans = word_spans(alignment, [self.graph.graph.olabel], lengths)

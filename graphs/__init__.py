@@ -10,7 +10,7 @@ to the input weights.
 from .arpa import NgramLM, grammar_from_arpa, read_arpa
 from .asg import asg_alignment_graph, asg_transition_graph
 from .builders import (
-    ctc_graph, ctc_topology, lexicon_graph, linear_graph, ngram_transition_graph, sequence_graph,
+    alternatives_graph, ctc_graph, ctc_topology, lexicon_graph, linear_graph, ngram_transition_graph, sequence_graph,
 )
 from .compare import equal, isomorphic, rand_equivalent
 from .compose import compose, intersect
@@ -29,7 +29,7 @@ from .wordpiece import ctc_alignments, mark_words, segmentation_graph
 
 __all__ = [
     "NgramLM", "grammar_from_arpa", "read_arpa",
-    "align_dense", "arc_posteriors", "arc_sort", "asg_alignment_graph", "asg_transition_graph",
+    "align_dense", "alternatives_graph", "arc_posteriors", "arc_sort", "asg_alignment_graph", "asg_transition_graph",
     "closure", "compose", "concat", "connect", "ctc_alignments", "ctc_graph", "ctc_topology",
     "DenseAlignment", "determinize", "EPSILON", "equal", "forward_score", "Graph", "intersect",
     "intersect_dense", "invert", "isomorphic", "lexicon_graph", "linear_graph", "load", "mark_words", "minimize",

@@ -174,6 +174,27 @@ def ngram_transition_graph(num_tokens: int, n: int = 2, weight: torch.Tensor | N
                              num_nodes=num_nodes, device=device, dtype=None if weight is not None else dtype)
 
 
+def alternatives_graph(segments, device=None, dtype=torch.float32) -> Graph:
+    """An acceptor of every label sequence that takes one alternative of each segment, in order:
+    `segments[i]` lists the label sequences segment i may be (e.g. every pronunciation of word
+    i of a transcript). Nodes 0..S are the boundaries (0 starts, S accepts); each alternative is
+    a chain of its own from node i to node i + 1. Weights 0."""
+    owners = np.array([i for i, alternatives in enumerate(segments) for _ in alternatives], dtype=np.int64)
+    chains = [np.asarray(labels, dtype=np.int64).reshape(-1) for alternatives in segments for labels in alternatives]
+    lengths = np.array([chain.size for chain in chains], dtype=np.int64)
+    if any(not alternatives for alternatives in segments) or (lengths == 0).any():
+        raise ValueError("alternatives_graph: every segment needs at least one non-empty alternative")
+    boundaries = len(segments) + 1
+    owner, step = _owner_and_step(lengths)
+    first_internal = boundaries + np.concatenate([[0], np.cumsum(lengths - 1)])[:-1]
+    internal = first_internal[owner] + step  # chain c's node after its label `step` (unless it is the last)
+    src = np.where(step == 0, owners[owner], internal - 1)
+    dst = np.where(step == lengths[owner] - 1, owners[owner] + 1, internal)
+    labels = np.concatenate(chains) if chains else np.empty(0, dtype=np.int64)
+    return Graph.from_arrays(src, dst, labels, start=[0], accept=[boundaries - 1],
+                             num_nodes=boundaries + int((lengths - 1).sum()), device=device, dtype=dtype)
+
+
 def lexicon_graph(pronunciations, device=None, dtype=torch.float32) -> Graph:
     """L: a transducer from token sequences to word sequences (the closure of the lexicon).
 

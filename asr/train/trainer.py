@@ -17,6 +17,7 @@ import itertools
 import logging
 import math
 import re
+import time
 from collections.abc import Callable, Iterable
 from contextlib import nullcontext
 from pathlib import Path
@@ -29,7 +30,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .. import scoring
 from . import distributed
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
+from .checkpoint import average_checkpoints, load_checkpoint, rng_state, save_checkpoint, seed_everything, set_rng_state
 from .lr_schedule import cosine_schedule, noam_schedule
 
 logger = logging.getLogger("asr.train")
@@ -42,8 +43,12 @@ _EPOCH_CHECKPOINT = re.compile(r"epoch-(\d+)\.pt")
 class TrainerConfig:
     """Optimization and bookkeeping settings; saved in every checkpoint.
 
-    lr is the peak learning rate (reached after `warmup_steps` optimizer steps). `accumulate`
-    micro-batches make one optimizer step. amp: 'auto' (bf16 autocast on CUDA where supported,
+    lr is the peak learning rate, reached after `warmup_epochs` epochs (a warmup sized to the
+    data: a fixed step count is over in a moment on a big corpus and lasts dozens of epochs on
+    a small one) or, when given, `warmup_steps` optimizer steps. `accumulate` micro-batches
+    make one optimizer step. Only the last `keep_last` epoch checkpoints are kept (0: all);
+    the model `fit` returns with holds the average of the last `average_last` epochs' weights
+    (1: the last epoch's), which decodes better than any single epoch of a noisy small-data run. amp: 'auto' (bf16 autocast on CUDA where supported,
     else fp16 with a GradScaler; off on CPU), 'bf16', 'fp16' or 'off'. checkpoint_every_steps:
     also write `checkpoint-latest.pt` every that many optimizer steps (0: epoch ends only).
     grad_clip: max global gradient norm (0: no clipping).
@@ -53,7 +58,8 @@ class TrainerConfig:
     epochs: int = 10
     lr: float = 1e-3
     weight_decay: float = 1e-2
-    warmup_steps: int = 1000
+    warmup_epochs: float = 2.0
+    warmup_steps: int | None = None
     schedule: str = "noam"
     grad_clip: float = 5.0
     accumulate: int = 1
@@ -61,23 +67,32 @@ class TrainerConfig:
     checkpoint_every_steps: int = 0
     seed: int = 0
     log_every: int = 50
+    keep_last: int = 5
+    average_last: int = 1
 
     def __post_init__(self):
         if self.schedule not in ("noam", "cosine"):
             raise ValueError(f"schedule must be 'noam' or 'cosine', got {self.schedule!r}")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {self.amp!r}")
-        for name in ("epochs", "accumulate", "log_every", "warmup_steps"):
+        for name in ("epochs", "accumulate", "log_every", "average_last"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.checkpoint_every_steps < 0 or self.grad_clip < 0:
-            raise ValueError("checkpoint_every_steps and grad_clip must be >= 0")
+        if self.warmup_steps is not None and self.warmup_steps < 1:
+            raise ValueError(f"warmup_steps must be at least 1 (or None: use warmup_epochs), got {self.warmup_steps}")
+        if self.checkpoint_every_steps < 0 or self.grad_clip < 0 or self.warmup_epochs < 0 or self.keep_last < 0:
+            raise ValueError("checkpoint_every_steps, grad_clip, warmup_epochs and keep_last must be >= 0")
+        if self.keep_last and self.keep_last < self.average_last:
+            raise ValueError(f"keep_last ({self.keep_last}) must be 0 (keep all) or at least average_last "
+                             f"({self.average_last}): the averaged epochs' checkpoints are needed")
         self.exp_dir = str(self.exp_dir)  # a Path would not load back with weights_only=True
 
 
 class _ModelWithLoss(nn.Module):
     """Model and loss as one module, so DDP also averages the gradients of loss parameters
-    (e.g. learned transitions). The model runs under autocast; the graph loss in float32."""
+    (e.g. learned transitions). The model runs under autocast; the graph loss in float32.
+    A loss with `views` = n > 1 (CR-CTC) gets n copies of each training batch, stacked along
+    the batch and augmented independently."""
 
     def __init__(self, model: nn.Module, loss_fn: Callable, amp_dtype: torch.dtype | None,
                  augment: nn.Module | None = None):
@@ -85,6 +100,11 @@ class _ModelWithLoss(nn.Module):
         self.model, self.loss_fn, self.amp_dtype, self.augment = model, loss_fn, amp_dtype, augment
 
     def forward(self, features, feature_lengths, tokens, token_lengths):
+        views = getattr(self.loss_fn, "views", 1) if self.training else 1
+        if views > 1:
+            features, feature_lengths = features.repeat(views, 1, 1), feature_lengths.repeat(views)
+            tokens = tokens * views if isinstance(tokens, list) else tokens.repeat(views, 1)
+            token_lengths = token_lengths.repeat(views)
         if self.augment is not None and self.training:
             features = self.augment(features)
         with torch.autocast(features.device.type, dtype=self.amp_dtype or torch.float32,
@@ -99,7 +119,8 @@ class Trainer:
     with `loss_fn(log_probs, tokens, out_lengths, token_lengths)` (a mean over the batch).
 
     Loaders yield dicts with "features", "feature_lengths", "tokens", "token_lengths", "ids"
-    and optionally "skipped" (ids, or objects with `.id`, of utterances the dataset could not
+    and optionally "target_graphs" (acceptors of alternative spellings, given to the loss in
+    place of the tokens) and "skipped" (ids, or objects with `.id`, of utterances the dataset could not
     read; they are counted and training goes on; a batch with no utterance left is stepped over).
     sampler: the train loader's batch sampler, with `set_epoch(e)`, `state_dict()` ->
     {epoch, batches_done, seed} and `load_state_dict()`, sharded by rank under DDP; it makes
@@ -133,15 +154,37 @@ class Trainer:
         self.global_step = 0
         self.skipped_utterances = 0
         self.writer = None
+        self._seconds_before = 0.0  # time in `fit` until its current call, over every run of this experiment
+        self._started: float | None = None  # when the current `fit` call began
+
+    @property
+    def train_seconds(self) -> float:
+        """Wall-clock seconds spent in `fit` on this experiment, over every run that resumed it."""
+        return self._seconds_before + (time.perf_counter() - self._started if self._started is not None else 0.0)
+
+    def _steps_per_epoch(self) -> int:
+        try:
+            return math.ceil(len(self.train_loader) / self.config.accumulate)
+        except TypeError as e:
+            raise ValueError("warmup_epochs and the cosine schedule need a train loader with a length; "
+                             "give warmup_steps and use the noam schedule") from e
+
+    def _warmup_steps(self) -> int:
+        if self.config.warmup_steps is not None:
+            return self.config.warmup_steps
+        return max(1, round(self.config.warmup_epochs * self._steps_per_epoch()))
 
     def _make_scheduler(self) -> torch.optim.lr_scheduler.LRScheduler:
+        warmup = self._warmup_steps()
         if self.config.schedule == "noam":
-            return noam_schedule(self.optimizer, self.config.warmup_steps, peak_lr=self.config.lr)
-        try:
-            steps_per_epoch = math.ceil(len(self.train_loader) / self.config.accumulate)
-        except TypeError as e:
-            raise ValueError("the cosine schedule needs a train loader with a length (total steps)") from e
-        return cosine_schedule(self.optimizer, self.config.warmup_steps, steps_per_epoch * self.config.epochs)
+            return noam_schedule(self.optimizer, warmup, peak_lr=self.config.lr)
+        total = self._steps_per_epoch() * self.config.epochs
+        if self.config.warmup_steps is None and warmup >= total // 2:
+            # A run shorter than its warmup in epochs (a quick trial): warm up for half of it.
+            logger.warning("warmup of %g epochs is not shorter than half of %d epochs: warming up for %d of %d steps",
+                           self.config.warmup_epochs, self.config.epochs, max(1, total // 2), total)
+            warmup = max(1, total // 2)
+        return cosine_schedule(self.optimizer, warmup, total)
 
     # ---------------------------------------------------------------- fit
 
@@ -154,6 +197,7 @@ class Trainer:
             self.exp_dir.mkdir(parents=True, exist_ok=True)
             self.writer = SummaryWriter(str(self.exp_dir / "tensorboard"))
         start_epoch, start_batch, saved_rng = 1, 0, None
+        self._started = time.perf_counter()
         checkpoint = self._newest_checkpoint() if resume else None
         metrics: dict[str, float] = {}
         if checkpoint is not None:
@@ -166,11 +210,15 @@ class Trainer:
                     start_batch, saved_rng = 0, None
                     metrics = self.validate(epoch)
                     self._save(self.exp_dir / f"epoch-{epoch}.pt", epoch, None, metrics)
+                    self._remove_old_checkpoints(epoch)
                     if self.context.is_main:
                         logger.info("epoch %d done: step %d, %s, %d utterances skipped so far", epoch, self.global_step,
                                     ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no validation",
                                     self.skipped_utterances)
+                if self.config.average_last > 1:
+                    metrics = self._average_last_epochs()
         finally:
+            self._seconds_before, self._started = self.train_seconds, None
             if self.writer is not None:
                 self.writer.close()
                 self.writer = None
@@ -235,9 +283,14 @@ class Trainer:
             logger.warning("epoch %d: a batch with no readable utterance (on some rank) was stepped over", epoch)
         return usable
 
-    def _inputs(self, batch: dict) -> tuple[torch.Tensor, ...]:
-        keys = ("features", "feature_lengths", "tokens", "token_lengths")
-        return tuple(batch[k].to(self.device, non_blocking=True) for k in keys)
+    def _inputs(self, batch: dict) -> tuple:
+        """features, feature_lengths, targets (the batch's target graphs when it has them, else
+        its padded tokens) and token_lengths, on the device."""
+        features, lengths, tokens, token_lengths = (batch[k].to(self.device, non_blocking=True)
+                                                    for k in ("features", "feature_lengths", "tokens", "token_lengths"))
+        if "target_graphs" in batch:
+            tokens = [graph.to(self.device) for graph in batch["target_graphs"]]
+        return features, lengths, tokens, token_lengths
 
     def _optimizer_step(self, micro_batches: int, synchronized: bool) -> torch.Tensor:
         """Unscales, averages over `micro_batches`, clips, and steps the optimizer and the schedule
@@ -347,6 +400,7 @@ class Trainer:
             "batches_done": batches_done or 0,
             "global_step": self.global_step,
             "skipped_utterances": self.skipped_utterances,
+            "train_seconds": self.train_seconds,
             "trainer_config": dataclasses.asdict(self.config),
             "world_size": self.context.world_size,
             "metrics": metrics or {},
@@ -360,11 +414,39 @@ class Trainer:
         save_checkpoint(path, state)
         logger.info("saved %s (epoch %d, step %d)", path, epoch, self.global_step)
 
+    def _epoch_checkpoints(self) -> dict[int, Path]:
+        """Epoch number -> its end-of-epoch checkpoint in exp_dir."""
+        return {int(m.group(1)): p for p in self.exp_dir.glob("epoch-*.pt") if (m := _EPOCH_CHECKPOINT.fullmatch(p.name))}
+
+    def _remove_old_checkpoints(self, epoch: int) -> None:
+        """Deletes epoch checkpoints older than the last `keep_last` (rank 0)."""
+        if not self.config.keep_last or not self.context.is_main:
+            return
+        for number, path in self._epoch_checkpoints().items():
+            if number <= epoch - self.config.keep_last:
+                path.unlink(missing_ok=True)
+
+    def _average_last_epochs(self) -> dict[str, float]:
+        """Loads the average of the last `average_last` epochs' weights into the model (every
+        rank reads the same files); returns its validation metrics."""
+        last = self.config.epochs
+        epochs = list(range(max(1, last - self.config.average_last + 1), last + 1))
+        saved = self._epoch_checkpoints()
+        missing = [e for e in epochs if e not in saved]
+        if missing:
+            raise FileNotFoundError(f"{self.exp_dir}: cannot average epochs {epochs[0]}-{last}: no checkpoint for "
+                                    f"epoch(s) {missing} (were they removed? keep_last must be >= average_last)")
+        self.model.load_state_dict(average_checkpoints([saved[e] for e in epochs]))
+        metrics = self.validate()
+        if self.context.is_main:
+            logger.info("model = average of epochs %d-%d: %s", epochs[0], last,
+                        ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no validation")
+        return metrics
+
     def _newest_checkpoint(self) -> dict | None:
         """The checkpoint in exp_dir with the most optimizer steps (an epoch end wins a tie)."""
-        epochs = [int(m.group(1)) for p in self.exp_dir.glob("epoch-*.pt")
-                  if (m := _EPOCH_CHECKPOINT.fullmatch(p.name))]
-        candidates = [self.exp_dir / f"epoch-{max(epochs)}.pt"] if epochs else []
+        epochs = self._epoch_checkpoints()
+        candidates = [epochs[max(epochs)]] if epochs else []
         if (self.exp_dir / LATEST_CHECKPOINT).exists():
             candidates.append(self.exp_dir / LATEST_CHECKPOINT)
         loaded = [load_checkpoint(p, map_location="cpu", mmap=True) for p in candidates]
@@ -389,6 +471,7 @@ class Trainer:
         self.scaler.load_state_dict(checkpoint["scaler"])
         self.global_step = checkpoint["global_step"]
         self.skipped_utterances = checkpoint["skipped_utterances"]
+        self._seconds_before = checkpoint.get("train_seconds", 0.0)
         if checkpoint["epoch_complete"]:
             return checkpoint["epoch"] + 1, 0, None
         if checkpoint["world_size"] != self.context.world_size:

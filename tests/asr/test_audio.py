@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +12,8 @@ import pytest
 import soundfile
 import torch
 
-from asr.audio import AudioError, audio_info, load_audio
+from asr.audio import AudioError, LowSampleRateWarning, audio_info, load_audio
+from asr.features import band_limit
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data"
 YESNO = DATA / "yesno" / "waves_yesno"
@@ -38,8 +41,40 @@ def test_yesno_wav_loads_at_native_and_doubled_rate():
     native = load_audio(path, sample_rate=8000)
     assert native.dtype == torch.float32 and native.shape == (info.frames,)
     assert 0.01 < native.abs().max() <= 1.0
-    upsampled = load_audio(path)  # 16 kHz default
+    with pytest.warns(LowSampleRateWarning, match=f"{path}: recorded at 8000 Hz, below the model's 16000 Hz"):
+        upsampled = load_audio(path)  # 16 kHz default
     assert abs(upsampled.numel() - 2 * info.frames) <= 1
+
+
+def test_only_reading_below_the_file_rate_is_silent(tmp_path):
+    path = tmp_path / "tone.wav"
+    _tone(path, 16000)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_audio(path, sample_rate=16000)
+        load_audio(path, sample_rate=8000)  # downsampling loses nothing the model expects
+
+
+def _band_energy(waveform: torch.Tensor, rate: int, low: float, high: float) -> float:
+    spectrum = torch.fft.rfft(waveform).abs().square()
+    frequencies = torch.fft.rfftfreq(waveform.numel(), 1 / rate)
+    return float(spectrum[(frequencies >= low) & (frequencies < high)].sum())
+
+
+def test_band_limit_removes_what_a_lower_rate_cannot_hold(tmp_path):
+    t = torch.arange(16000) / 16000
+    waveform = 0.3 * torch.sin(2 * math.pi * 1000 * t) + 0.3 * torch.sin(2 * math.pi * 6000 * t)
+    narrow = band_limit(waveform, 16000, 8000)
+    assert narrow.shape == waveform.shape
+    kept = _band_energy(narrow, 16000, 900, 1100) / _band_energy(waveform, 16000, 900, 1100)
+    removed = _band_energy(narrow, 16000, 5900, 6100) / _band_energy(waveform, 16000, 5900, 6100)
+    assert 0.95 < kept < 1.05 and removed < 1e-4
+    assert torch.equal(band_limit(waveform, 16000, 16000), waveform)
+    with pytest.raises(ValueError, match="band limit"):
+        band_limit(waveform, 16000, 22050)
+    path = tmp_path / "two-tones.wav"
+    soundfile.write(path, waveform.numpy(), 16000)
+    torch.testing.assert_close(load_audio(path, band_limit=8000), band_limit(load_audio(path), 16000, 8000))
 
 
 def test_an4_sphere_loads():

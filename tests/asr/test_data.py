@@ -372,3 +372,40 @@ def test_dataset_reads_speed_perturbed_copies_at_their_speed(tmp_path):
     assert abs(slow.numel() - rate / 0.8) <= 1 and original.numel() == rate
     peak_hz = torch.fft.rfft(slow).abs().argmax().item() * rate / slow.numel()
     assert abs(peak_hz - 800) < 5  # played 0.8 times as fast: longer and lower
+
+
+def test_band_limited_reads_are_drawn_with_their_probability_and_cached_per_variant(tmp_path):
+    rate = 16000
+    t = np.arange(rate) / rate
+    soundfile.write(tmp_path / "tones.wav", 0.3 * np.sin(2 * np.pi * 1000 * t) + 0.3 * np.sin(2 * np.pi * 6000 * t), rate)
+    utterance = Utterance("tones", str(tmp_path / "tones.wav"), 1.0, "ab", "s")
+    reads = []
+
+    def load(path, **options):
+        reads.append(options)
+        return load_audio(path, rate, **options)
+
+    def high_band_share(waveform):
+        spectrum = torch.fft.rfft(waveform).abs().square()
+        return (spectrum[4500:].sum() / spectrum.sum())[None]  # 1 Hz per bin: energy above 4.5 kHz
+
+    dataset = SpeechDataset([utterance], load=load, featurize=high_band_share, encode=letters, cache=True,
+                            band_limits=(8000,), band_limit_p=0.25)
+    torch.manual_seed(0)
+    shares = [float(dataset[0]["features"]) for _ in range(400)]
+    narrow = sum(share < 1e-4 for share in shares)
+    assert 70 < narrow < 130 and all(share > 0.4 or share < 1e-4 for share in shares)  # 1 in 4, and nothing between
+    assert sorted(map(str, reads)) == ["{'band_limit': 8000}", "{}"]  # each variant read once
+    with pytest.raises(ValueError, match="band_limits"):
+        SpeechDataset([utterance], load=load, featurize=high_band_share, encode=letters, band_limit_p=0.5)
+
+
+def test_target_graphs_travel_with_their_samples_into_the_batch(tmp_path):
+    utterances = [u for u in _corpus(tmp_path) if u.id != "u5"]  # u5 is unreadable
+    graph_of = {u.text: object() for u in utterances}
+    dataset = SpeechDataset(utterances, load=load_wav, featurize=frames, encode=letters, target_graph=graph_of.get)
+    batch = collate([dataset[i] for i in range(3)])
+    assert batch["target_graphs"] == [graph_of[u.text] for u in utterances[:3]]
+    assert "target_graphs" not in collate([SpeechDataset(utterances, load=load_wav, featurize=frames,
+                                                         encode=letters)[0]])
+

@@ -1,5 +1,6 @@
 """CTCLoss against torch.nn.functional.ctc_loss; GraphLoss on a hand-made graph."""
 
+import itertools
 import math
 
 import pytest
@@ -54,6 +55,30 @@ def test_concatenated_targets_and_other_blank():
     shifted = CTCLoss(blank=5, reduction="none", zero_infinity=True)(
         x.log_softmax(-1).roll(-1, dims=2), targets - 1, input_lengths, target_lengths)
     torch.testing.assert_close(padded, shifted)
+
+
+def test_alternative_spellings_sum_the_ctc_likelihoods_of_every_sequence():
+    """Targets as alternatives graphs: -log of the summed torch CTC likelihoods of every token
+    sequence they spell (words with two pronunciations each, one shared with a neighbour's
+    last token so a blank is required between them), with torch's gradient of that sum."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 14, 6, dtype=torch.float64, generator=g, requires_grad=True)
+    log_probs = x.log_softmax(-1)
+    words = [[[[1, 2], [3]], [[2, 4, 5], [5]]], [[[4]], [[4, 4], [1]], [[2]]]]  # per utterance: words: spellings
+    lengths = torch.tensor([14, 9])
+    targets = [graphs.alternatives_graph(w, dtype=torch.float64) for w in words]
+    ours = CTCLoss(reduction="none")(log_probs, targets, lengths, torch.tensor([3, 3]))
+    expected = []
+    for b, utterance in enumerate(words):
+        sequences = [sum(choice, []) for choice in itertools.product(*utterance)]
+        likelihoods = torch.stack([-F.ctc_loss(log_probs[b:b + 1].transpose(0, 1), torch.tensor([seq]), lengths[b:b + 1],
+                                               torch.tensor([len(seq)]), reduction="sum") for seq in sequences])
+        expected.append(-torch.logsumexp(likelihoods, 0))
+    expected = torch.stack(expected)
+    torch.testing.assert_close(ours, expected)
+    (g_ours,) = torch.autograd.grad(ours.sum(), x, retain_graph=True)  # log_probs is shared by both
+    (g_expected,) = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(g_ours, g_expected)
 
 
 def test_graph_loss_with_a_learnable_denominator_weight():

@@ -1,4 +1,5 @@
-"""Tests of the transformer encoder: lengths, masking, rotary positions, config, and that it learns."""
+"""Tests of the encoders (transformer and conformer layers): lengths, masking, rotary positions,
+config, and that they learn."""
 
 import json
 import logging
@@ -39,11 +40,13 @@ def test_encoder_shapes_lengths_and_normalization():
     assert torch.allclose(log_probs.exp().sum(-1), torch.ones(log_probs.shape[:2]), atol=1e-5)
 
 
+@pytest.mark.parametrize("architecture", ["transformer", "conformer"])
 @pytest.mark.parametrize("factor", [4, 2, 1])
-def test_padding_invariance(factor):
-    # Each utterance alone must give the same valid outputs as inside a longer, garbage-padded batch.
+def test_padding_invariance(factor, architecture):
+    # Each utterance alone must give the same valid outputs as inside a longer, garbage-padded batch
+    # (for the conformer: its depthwise convolution must not read padding frames).
     torch.manual_seed(0)
-    model = TransformerEncoder(tiny_config(subsampling=factor, dropout=0.1)).eval()
+    model = TransformerEncoder(tiny_config(subsampling=factor, dropout=0.1, architecture=architecture)).eval()
     lengths = torch.tensor([50, 37, 23, 9])
     utterances = [torch.randn(n, 20) for n in lengths.tolist()]
     batch = torch.randn(len(utterances), 80, 20) * 10.0  # padding is garbage, not zeros
@@ -74,9 +77,10 @@ def test_rotary_scores_depend_only_on_relative_offset():
     torch.testing.assert_close(rq[0], q)  # position 0 is unrotated
 
 
-def test_gradients_reach_all_parameters():
+@pytest.mark.parametrize("architecture", ["transformer", "conformer"])
+def test_gradients_reach_all_parameters(architecture):
     torch.manual_seed(0)
-    model = TransformerEncoder(tiny_config(dropout=0.1))
+    model = TransformerEncoder(tiny_config(dropout=0.1, architecture=architecture))
     lengths = torch.tensor([40, 25])
     log_probs, out_lengths = model(torch.randn(2, 40, 20), lengths)
     valid = torch.arange(log_probs.shape[1]) < out_lengths[:, None]
@@ -97,6 +101,10 @@ def test_config_round_trip_and_errors():
         EncoderConfig(vocab_size=10, d_model=144, num_heads=5)
     with pytest.raises(ValueError, match="subsampling"):
         EncoderConfig(vocab_size=10, subsampling=3)
+    with pytest.raises(ValueError, match="architecture must be one of transformer, conformer"):
+        EncoderConfig(vocab_size=10, architecture="lstm")
+    with pytest.raises(ValueError, match="conv_kernel"):
+        EncoderConfig(vocab_size=10, architecture="conformer", conv_kernel=14)
 
 
 def test_default_parameter_count_is_logged(caplog):
@@ -112,9 +120,37 @@ def test_default_parameter_count_is_logged(caplog):
     assert f"{expected:,} parameters" in caplog.text
 
 
-def test_overfits_four_utterances_with_ctc():
+def test_conformer_parameter_count():
+    """Each conformer layer: two feed-forwards, attention, the convolution module, five LayerNorms."""
+    d, ff, kernel, layers = 32, 64, 7, 2
+    model = TransformerEncoder(tiny_config(architecture="conformer", conv_kernel=kernel))
+    transformer = TransformerEncoder(tiny_config())
+    feed_forward = (d * ff + ff) + (ff * d + d)
+    conv_module = (d * 2 * d + 2 * d) + (d * kernel + d) + 2 * d + (d * d + d)
+    extra_per_layer = feed_forward + conv_module + 3 * 2 * d  # one more FFN, the conv module, 3 more LayerNorms
+    assert model.num_parameters() - transformer.num_parameters() == layers * extra_per_layer
+
+
+def test_conformer_convolution_sees_only_its_kernel_in_one_layer():
+    """With one conformer layer and no attention reach (window 0 is full, so use window 1), an
+    output frame depends on subsampled frames at most kernel // 2 + window away."""
     torch.manual_seed(0)
-    model = TransformerEncoder(tiny_config(vocab_size=6))
+    config = tiny_config(vocab_size=5, architecture="conformer", conv_kernel=5, num_layers=1, attention_window=1)
+    model = TransformerEncoder(config).eval()
+    features, lengths = torch.randn(1, 400, config.input_dim), torch.tensor([400])
+    before, _ = model(features, lengths)
+    changed = features.clone()
+    changed[:, 300:] += 3.0  # reaches subsampled frames >= 74 through the subsampling convolutions
+    after, _ = model(changed, lengths)
+    untouched = 300 // 4 - 1 - (config.conv_kernel // 2 + config.attention_window)
+    assert torch.equal(before[0, : untouched - 1], after[0, : untouched - 1])
+    assert not torch.allclose(before[0, untouched + 1 :], after[0, untouched + 1 :])
+
+
+@pytest.mark.parametrize("architecture", ["transformer", "conformer"])
+def test_overfits_four_utterances_with_ctc(architecture):
+    torch.manual_seed(0)
+    model = TransformerEncoder(tiny_config(vocab_size=6, architecture=architecture))
     features = torch.randn(4, 64, 20)
     lengths = torch.tensor([64, 56, 48, 40])
     targets = torch.tensor([[1, 2, 3, 4], [5, 4, 3, 0], [2, 2, 1, 0], [3, 5, 0, 0]])

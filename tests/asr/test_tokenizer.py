@@ -9,6 +9,7 @@ import pytest
 from asr.tokenizer import (BLANK, BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon,
                            read_tokens_txt, read_words_txt, write_tokens_txt, write_words_txt)
 from graphs import EPSILON, SymbolTable
+from tests.graphs.brute import string_weights
 
 AN4 = Path(__file__).parents[2].parent / "shared" / "data" / "an4" / "etc"
 needs_an4 = pytest.mark.skipif(not AN4.is_dir(), reason=f"AN4 data not found at {AN4} (../shared is absent)")
@@ -120,6 +121,18 @@ def test_phone_round_trips_synthetic(tmp_path):
         tokenizer.encode("the zebra")
     with pytest.raises(ValueError, match="phone 'K' of word 'cat' is not in the phone set"):
         PhoneTokenizer(SYNTHETIC_LEXICON, phones=["DH", "AH", "IY"])
+
+
+def test_phone_target_graph_spells_every_pronunciation_and_only_when_there_are_variants():
+    tokenizer = PhoneTokenizer(SYNTHETIC_LEXICON)
+    graph = tokenizer.target_graph("the cat a")
+    accepted = {inputs for inputs, _ in string_weights(graph)}
+    spell = tokenizer.lexicon
+    assert accepted == {tuple(t + spell["cat"][0] + a) for t in spell["the"] for a in spell["a"]}
+    assert tokenizer.target_graph("cat") is not None  # one graph per batch kind: the lexicon has variants
+    single = PhoneTokenizer({"cat": [["K", "AE", "T"]], "dog": [["D", "AO", "G"]]})
+    assert single.target_graph("cat dog") is None  # encode is the only spelling: plain CTC targets
+    assert CharTokenizer.build(SYNTHETIC).target_graph("the cat") is None
 
 
 @needs_an4

@@ -247,6 +247,33 @@ def test_average_checkpoints(tmp_path):
         average_checkpoints([paths[0], tmp_path / "other.pt"])
 
 
+def test_only_the_last_epochs_are_kept_and_the_final_model_is_their_average(tmp_path):
+    trainer = build_trainer(tmp_path, epochs=4, count=16, keep_last=2, average_last=2)
+    metrics = trainer.fit()
+    assert sorted(p.name for p in tmp_path.glob("epoch-*.pt")) == ["epoch-3.pt", "epoch-4.pt"]
+    last, before = load_checkpoint(tmp_path / "epoch-4.pt")["model"], load_checkpoint(tmp_path / "epoch-3.pt")["model"]
+    for name, value in trainer.model.state_dict().items():
+        torch.testing.assert_close(value, (last[name] + before[name]) / 2, msg=name)
+    assert not torch.equal(last["output.weight"], before["output.weight"])  # the average is not a copy of either
+    assert metrics == trainer.validate()  # fit reports the averaged model's validation
+    again = build_trainer(tmp_path, epochs=4, count=16, keep_last=2, average_last=2)
+    again.fit()  # a rerun after the end trains nothing and averages the same two epochs
+    for name, value in again.model.state_dict().items():
+        torch.testing.assert_close(value, trainer.model.state_dict()[name], msg=name)
+    with pytest.raises(ValueError, match="keep_last"):
+        TrainerConfig(exp_dir=str(tmp_path), keep_last=2, average_last=3)
+
+
+def test_warmup_epochs_size_the_warmup_to_the_data(tmp_path):
+    """32 utterances in batches of 8 are 4 steps an epoch: 1.5 epochs of warmup is 6 steps."""
+    trainer = build_trainer(tmp_path, epochs=3, count=32, warmup_steps=None, warmup_epochs=1.5, schedule="cosine")
+    factors = [trainer.scheduler.lr_lambdas[0](step) for step in range(12)]
+    assert factors[:6] == pytest.approx([n / 6 for n in range(1, 7)])
+    assert factors[6] < 1.0 and factors[11] == pytest.approx(0.0)  # the cosine ends with the 12th step
+    fixed = build_trainer(tmp_path / "fixed", epochs=3, count=32, warmup_steps=2, warmup_epochs=1.5, schedule="cosine")
+    assert fixed.scheduler.lr_lambdas[0](1) == 1.0  # warmup_steps, when given, wins
+
+
 # ---------------------------------------------------------------- schedules
 
 

@@ -156,3 +156,18 @@ def test_prefix_beam_needs_a_character_or_word_piece_model(model_dir, tmp_path, 
     audio = str(noise_wav(tmp_path / "a.wav", 1.0, 0))
     assert cli.main(["transcribe", str(model_dir), audio, "--prefix-beam", "4"]) == 2
     assert "outputs phones" in capsys.readouterr().err
+
+
+def test_greedy_output_is_the_best_token_of_every_frame_merged(model_dir, tmp_path, capsys):
+    saved = load_model_dir(model_dir)
+    path = noise_wav(tmp_path / "a.wav", 1.5, 3)
+    (transcript,) = Recognizer(saved, greedy=True).transcribe([("a", str(path))])
+    features = saved.featurizer(torch.from_numpy(soundfile.read(path, dtype="float32")[0]))[None]
+    best = saved.model(features, torch.tensor([features.shape[1]]))[0][0].argmax(-1).tolist()
+    merged = [saved.tokens[t] for i, t in enumerate(best) if t != 0 and (i == 0 or best[i - 1] != t)]
+    assert transcript.words == merged and merged  # this model's "words" are its tokens (YES, NO)
+    assert transcript.starts == sorted(transcript.starts) and len(transcript.ends) == len(merged)
+    assert cli.main(["transcribe", str(model_dir), str(path), "--greedy"]) == 0
+    assert capsys.readouterr().out == f"a {' '.join(merged)}\n"
+    assert cli.main(["transcribe", str(model_dir), str(path), "--greedy", "--beam", "8"]) == 2
+    assert "--greedy decodes without a graph" in capsys.readouterr().err

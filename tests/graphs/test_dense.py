@@ -1,5 +1,6 @@
 """intersect_dense / align_dense against torch's ctc_loss and against compose + forward_score."""
 
+import itertools
 import math
 
 import pytest
@@ -12,6 +13,7 @@ from torch.autograd import gradcheck
 import graphs
 from graphs import Graph, align_dense, compose, ctc_graph, forward_score, intersect_dense, linear_graph, viterbi_score
 
+from . import brute
 from .strategies import graphs as random_graphs
 
 
@@ -138,3 +140,14 @@ def test_ctc_topology_composed_with_tokens_is_the_ctc_graph():
     # The modified topology also lets "2 2" come from consecutive frames without a blank.
     modified = graphs.project_input(compose(graphs.ctc_topology(4, modified=True), tokens))
     assert intersect_dense(log_probs, [6], modified).item() > intersect_dense(log_probs, [6], direct).item()
+
+
+def test_alternatives_graph_accepts_one_alternative_per_segment_in_order():
+    segments = [[[1, 2], [3]], [[4]], [[2, 2, 1], [5], [0, 6]]]
+    graph = graphs.alternatives_graph(segments)
+    expected = {tuple(sum(choice, [])) for choice in itertools.product(*segments)}
+    accepted = brute.string_weights(graph)
+    assert {inputs for inputs, _ in accepted} == expected and all(w == 0.0 for w in accepted.values())
+    assert graph.is_acceptor() and graph.start.tolist() == [0] and graph.accept.tolist() == [3]
+    with pytest.raises(ValueError, match="alternative"):
+        graphs.alternatives_graph([[[1]], []])

@@ -13,11 +13,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def run_recipe(tmp_path):
-    """run_recipe(name, data_dir) -> (results.json as a dict, stdout, exp_dir); fails with stderr."""
+    """run_recipe(name, data_dir, *options) -> (results.json as a dict, stdout, exp_dir); fails with stderr."""
 
-    def run(name: str, data_dir: Path) -> tuple[dict, str, Path]:
+    def run(name: str, data_dir: Path, *options: str) -> tuple[dict, str, Path]:
         exp = tmp_path / "exp"
-        command = [sys.executable, "-m", f"recipes.{name}", "--data-dir", str(data_dir), "--exp-dir", str(exp)]
+        command = [sys.executable, "-m", f"recipes.{name}", "--data-dir", str(data_dir), "--exp-dir", str(exp),
+                   *options]
         # Two torch threads, as on the 2-core machines the recipes' error rates were measured on:
         # the thread count changes float summation order, and with it a small model's training.
         environment = {**os.environ, "OMP_NUM_THREADS": "2"}
