@@ -82,6 +82,19 @@ def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokeniz
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate), sampler
 
 
+CACHE_LIMIT_BYTES = 4 << 30  # training features cached in memory by default when they take less
+AUDIO_HOURS_TRAINED = 60.0  # default training length: epochs of this much audio in all...
+EPOCH_RANGE = (10, 60)  # ...but at least 10 and at most 60 epochs
+
+
+def epochs_for(hours: float) -> int:
+    """Default number of epochs for `hours` of training audio per epoch (speed-perturbed copies
+    included): about `AUDIO_HOURS_TRAINED` hours in all, within `EPOCH_RANGE` (33 for AN4's
+    1.8 hours, 10 for 100 hours and more)."""
+    low, high = EPOCH_RANGE
+    return int(min(high, max(low, round(AUDIO_HOURS_TRAINED / max(hours, 1e-9)))))
+
+
 @dataclasses.dataclass
 class CTCTraining:
     """How to train a CTC encoder: `model`, `train`, `noise` and `augment` hold
@@ -90,7 +103,9 @@ class CTCTraining:
     speed-perturbed copies of the training set (e.g. (0.9, 1.1)); with probability
     `band_limit_p` a training read is band-limited to one of `band_limits` (e.g. (8000,)), so
     the model also works on narrowband audio; batches hold at most `batch_seconds` of audio;
-    `cache` keeps training features in memory."""
+    `cache` keeps training features in memory (None: when they take less than
+    `CACHE_LIMIT_BYTES`). Without "epochs" in `train`, the number of epochs follows the amount
+    of training audio (`epochs_for`)."""
 
     model: dict
     train: dict
@@ -98,7 +113,7 @@ class CTCTraining:
     augment: dict | None = None
     speeds: Sequence[float] = ()
     batch_seconds: float = 60.0
-    cache: bool = False
+    cache: bool | None = False
     loss: str | dict = "ctc"
     band_limits: Sequence[int] = ()
     band_limit_p: float = 0.0
@@ -119,14 +134,22 @@ class CTCTraining:
         last epoch, or the average of the last `average_last`; eval mode) and the training
         seconds (all runs of this experiment together)."""
         perturbed = speed_perturbed(train, self.speeds)
+        hours = sum(u.duration for u in perturbed) / 3600
         log.info("training on %d utterances, %.2f hours of audio (%d of them speed-perturbed copies)",
-                 len(perturbed), sum(u.duration for u in perturbed) / 3600, len(perturbed) - len(train))
+                 len(perturbed), hours, len(perturbed) - len(train))
+        cache = self.cache
+        if cache is None:
+            frames = hours * 3600 * 1000 / featurizer.fbank.frame_shift_ms * (2 if self.band_limit_p else 1)
+            cache = frames * featurizer.fbank.num_mel_bins * 4 < CACHE_LIMIT_BYTES
         train_loader, sampler = loader(perturbed, featurizer.fbank.sample_rate, featurizer, tokenizer,
-                                       self.batch_seconds, True, seed, cache=self.cache, band_limits=self.band_limits,
+                                       self.batch_seconds, True, seed, cache=cache, band_limits=self.band_limits,
                                        band_limit_p=self.band_limit_p)
+        options = {"epochs": epochs_for(hours), **self.train}
+        if "epochs" not in self.train:
+            log.info("%d epochs for %.2f hours of training audio", options["epochs"], hours)
         torch.manual_seed(seed)
         model = TransformerEncoder(EncoderConfig(vocab_size=tokenizer.vocab_size, **self.model))
-        trainer = Trainer(model, make_loss(self.loss), TrainerConfig(exp_dir=str(exp_dir), seed=seed, **self.train),
+        trainer = Trainer(model, make_loss(self.loss), TrainerConfig(exp_dir=str(exp_dir), seed=seed, **options),
                           train_loader, valid_loader, sampler=sampler, decode_fn=greedy_ctc,
                           detokenize=tokenizer.decode, device=device, augment=self.augmentation(featurizer.cmvn))
         trainer.fit()
@@ -233,11 +256,39 @@ class WordRecipe:
         return None
 
 
+# What `asr train` does without a --config, and the AN4 recipe: chosen by measurement on AN4's dev
+# split (docs/results.md). A conformer of 6 x 144 (about 5M parameters); speed-perturbed copies,
+# SpecAugment and band-limited reads; warmup sized in epochs, epochs by the amount of audio, and
+# the model averaged over the last 5 epochs.
+DEFAULT_TRAINING = CTCTraining(
+    model=dict(input_dim=80, architecture="conformer", d_model=144, num_heads=4, num_layers=6, ff_dim=576,
+               conv_kernel=15, dropout=0.1, conv_channels=64, blank_bias=3.0),
+    train=dict(lr=2e-3, warmup_epochs=3, schedule="cosine", log_every=50, average_last=5),
+    augment=dict(freq_masks=2, freq_width=15, time_masks=4, time_width=0.05),
+    speeds=(0.9, 1.1),
+    band_limits=(8000,),
+    band_limit_p=0.3,
+    batch_seconds=120.0,
+    cache=None,
+)
+
+
+def training_from_config(config: dict) -> CTCTraining:
+    """`DEFAULT_TRAINING` with a config's settings: its "model" and "train" entries override
+    single options, every other key replaces the default (e.g. "augment": {} turns SpecAugment off)."""
+    unknown = sorted(set(config) - {field.name for field in dataclasses.fields(CTCTraining)})
+    if unknown:
+        raise ValueError(f"config: unknown keys {unknown}")
+    merged = {name: {**getattr(DEFAULT_TRAINING, name), **config.get(name, {})} for name in ("model", "train")}
+    return dataclasses.replace(DEFAULT_TRAINING, **{**config, **merged})
+
+
 def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path, exp_dir: str | Path,
                          tokens: str = "char", lexicon: str | Path | None = None, config: dict | None = None,
                          lm_order: int = 3, device: str = "cpu", seed: int = 0) -> Path:
-    """`asr train`: `train_recognizer` on JSONL manifests with the settings of a JSON `config`,
-    which holds `CTCTraining`'s fields ("model", "train", "loss", "noise", "augment", "speeds",
+    """`asr train`: `train_recognizer` on JSONL manifests, trained as `DEFAULT_TRAINING` says
+    but for the settings of a JSON `config` (`training_from_config`), which holds
+    `CTCTraining`'s fields ("model", "train", "loss", "noise", "augment", "speeds",
     "band_limits", "band_limit_p", "batch_seconds", "cache") and "sample_rate" (16000).
 
     `tokens` is "char" or "bpe:N" (sentencepiece, N tokens with the blank), unless `lexicon`
@@ -245,11 +296,7 @@ def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path,
     """
     config = dict(config or {})
     sample_rate = int(config.pop("sample_rate", 16000))
-    unknown = sorted(set(config) - {field.name for field in dataclasses.fields(CTCTraining)})
-    if unknown:
-        raise ValueError(f"config: unknown keys {unknown}")
-    options = {"model": {}, "train": {}, **config}
-    training = CTCTraining(**{**options, "model": {"input_dim": 80, **options["model"]}})
+    training = training_from_config(config)
     return train_recognizer(read_manifest(train_manifest), read_manifest(valid_manifest), exp_dir, training,
                             sample_rate, tokens, lexicon, lm_order, device, seed)
 

@@ -15,17 +15,7 @@ AN4 = recipe.CorpusRecipe(
     name="an4",
     sample_rate=16000,
     test_location="etc/an4_test.transcription, etc/an4_test.fileids and wav/an4test_clstk under the data dir",
-    training=recipe.CTCTraining(
-        model=dict(input_dim=80, architecture="conformer", d_model=144, num_heads=4, num_layers=6, ff_dim=576,
-                   conv_kernel=15, dropout=0.1, conv_channels=64, blank_bias=3.0),
-        train=dict(epochs=30, lr=2e-3, warmup_epochs=3, schedule="cosine", log_every=50, average_last=5),
-        augment=dict(freq_masks=2, freq_width=15, time_masks=4, time_width=0.05),
-        speeds=(0.9, 1.1),
-        band_limits=(8000,),
-        band_limit_p=0.3,
-        batch_seconds=120.0,
-        cache=True,
-    ),
+    training=recipe.DEFAULT_TRAINING,  # what `asr train` does with no --config
 )
 
 

@@ -2,11 +2,13 @@
 
 import json
 
+import pytest
 import torch
 
 from asr import cli
 from asr.data import Utterance, write_manifest
 from asr.model_dir import load_model_dir
+from asr.recipe import DEFAULT_TRAINING, epochs_for, training_from_config
 
 from .conftest import RATE, noise_wav
 
@@ -44,3 +46,18 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
     assert len(record["words"]) == len(record["text"].split())
     assert cli.main(arguments[:-2] + ["--tokens", "words"]) == 2
     assert "tokens must be 'char' or 'bpe:N'" in capsys.readouterr().err
+
+
+def test_a_config_overrides_single_options_of_the_default_training():
+    training = training_from_config({"model": {"d_model": 96}, "train": {"epochs": 7}, "augment": {}})
+    assert training.model == {**DEFAULT_TRAINING.model, "d_model": 96}
+    assert training.train == {**DEFAULT_TRAINING.train, "epochs": 7}
+    assert training.augment == {} and training.speeds == DEFAULT_TRAINING.speeds == (0.9, 1.1)
+    assert training_from_config({}) == DEFAULT_TRAINING
+    with pytest.raises(ValueError, match=r"unknown keys \['epochs'\]"):
+        training_from_config({"epochs": 3})
+
+
+def test_default_epochs_follow_the_amount_of_training_audio():
+    assert epochs_for(1.84) == 33  # AN4's 37 minutes with two speed-perturbed copies
+    assert epochs_for(300.0) == 10 and epochs_for(0.01) == 60  # LibriSpeech-100 x 3 speeds; yesno

@@ -171,3 +171,13 @@ def test_greedy_output_is_the_best_token_of_every_frame_merged(model_dir, tmp_pa
     assert capsys.readouterr().out == f"a {' '.join(merged)}\n"
     assert cli.main(["transcribe", str(model_dir), str(path), "--greedy", "--beam", "8"]) == 2
     assert "--greedy decodes without a graph" in capsys.readouterr().err
+
+
+def test_audio_below_the_model_rate_is_decoded_with_a_warning_naming_file_and_rates(model_dir, tmp_path, capsys):
+    low = tmp_path / "low.wav"
+    samples = np.random.default_rng(0).normal(0, 0.1, RATE // 2).astype(np.float32)
+    soundfile.write(str(low), samples, RATE // 2)  # the model reads 8 kHz; this file is 4 kHz
+    assert cli.main(["transcribe", str(model_dir), str(low)]) == 0
+    err = capsys.readouterr().err
+    assert f"asr transcribe: warning: {low}: recorded at 4000 Hz, below the model's 8000 Hz" in err
+    assert "load_audio(" not in err  # the warning alone, no source line
