@@ -39,7 +39,7 @@ def _cmd_transcribe(args) -> int:
 
     formats = _formats(args)
     saved = load_model_dir(args.model)
-    beam = _beam_options(args)
+    beam = _beam_options(args, saved.decoding)
     for flag, given in (("--prefix-beam", args.prefix_beam is not None), ("--greedy", args.greedy)):
         if given and (args.graph or args.lexicon or beam):
             raise ValueError(f"{flag} decodes without a graph: drop the graph and beam search options")
@@ -150,18 +150,17 @@ def _decoding_graph(args, tokens):
     return None
 
 
-def _beam_options(args):
-    """BeamOptions from the search flags, or None when none asks for a beam search."""
+def _beam_options(args, model_defaults: dict):
+    """BeamOptions from the search flags over the model directory's defaults, or None when no
+    flag asks for a beam search."""
     from .lm import read_arpa
     from .transcribe import BeamOptions
 
-    defaults = BeamOptions()
     given = {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
-             "nbest": args.nbest, "rescore_lm": read_arpa(args.rescore_lm) if args.rescore_lm else None}
+             "lm_scale": args.lm_scale, "word_score": args.word_score, "nbest": args.nbest,
+             "rescore_lm": read_arpa(args.rescore_lm) if args.rescore_lm else None}
     given = {name: value for name, value in given.items() if value is not None}
-    if not given and args.lm_scale == defaults.lm_scale and args.word_score == defaults.word_score:
-        return None
-    return BeamOptions(lm_scale=args.lm_scale, word_score=args.word_score, **given)
+    return BeamOptions(**{**model_defaults, **given}) if given else None
 
 
 def _cmd_compile_graph(args) -> int:
@@ -271,8 +270,9 @@ def _parser() -> argparse.ArgumentParser:
                         "(default 16; larger is slower and more accurate)")
     search.add_argument("--max-active", type=int, help="at most this many graph states per file and frame "
                         "(default 2000)")
-    search.add_argument("--lm-scale", type=float, default=1.0, help="graph (LM) score weight (default 1.0)")
-    search.add_argument("--word-score", type=float, default=0.0, help="bonus added per word (default 0)")
+    search.add_argument("--lm-scale", type=float, help="graph (LM) score weight (default: the model directory's "
+                        "decoding.json, else 1.0)")
+    search.add_argument("--word-score", type=float, help="bonus added per word (default: decoding.json, else 0)")
     search.add_argument("--nbest", type=int, help="also list the N best word sequences (json: \"nbest\")")
     search.add_argument("--rescore-lm", metavar="ARPA", help="rescore the 100 best with this (larger) LM; needs "
                         "the graph's own LM (--lm, or lm.arpa in the --graph directory)")

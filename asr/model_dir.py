@@ -6,6 +6,8 @@
     tokens.txt      the model's output tokens (plus the tokenizer's own files)
     words.txt       the words the graph's output labels index (icefall format)
     HLG.pt          the decoding graph (`graphs.save`), tokens in, word indexes out
+    decoding.json   optional: the beam search settings this model decodes with by default
+                    (e.g. {"lm_scale": 0.5}), which `asr transcribe` options override
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from .tokenizer import Tokenizer, read_tokens_txt, read_words_txt, write_words_t
 from .train.checkpoint import load_checkpoint, save_checkpoint
 
 REQUIRED_FILES = ("model.pt", "features.json", "cmvn.json", "tokens.txt", "words.txt", "HLG.pt")
+DECODING_FILE = "decoding.json"
+DECODING_OPTIONS = ("beam", "max_active", "lm_scale", "word_score", "lattice_beam")  # numbers, see BeamOptions
 
 
 @dataclasses.dataclass
@@ -51,6 +55,7 @@ class ModelDir:
     tokens: list[str]
     featurizer: Featurizer
     tokenizer: Tokenizer
+    decoding: dict[str, float] = dataclasses.field(default_factory=dict)  # decoding.json, {} without one
 
     def decoding_graph(self) -> DecodingGraph:
         """The directory's graph with its words' spellings in the model's tokens."""
@@ -67,8 +72,9 @@ class ModelDir:
 
 
 def save_model_dir(folder: str | Path, model: TransformerEncoder, tokenizer: Tokenizer, featurizer: Featurizer,
-                   words: Sequence[str], graph: graphs.Graph) -> Path:
-    """Write the directory described in the module docstring; returns its path."""
+                   words: Sequence[str], graph: graphs.Graph, decoding: dict[str, float] | None = None) -> Path:
+    """Write the directory described in the module docstring (decoding.json when `decoding`
+    is given); returns its path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / "model.pt", {"model": model.state_dict(), "config": model.config.to_dict()})
@@ -80,7 +86,17 @@ def save_model_dir(folder: str | Path, model: TransformerEncoder, tokenizer: Tok
                "frame_length_ms": fbank.frame_length_ms, "frame_shift_ms": fbank.frame_shift_ms}
     write_atomic(folder / "features.json", json.dumps(options, indent=2) + "\n")
     graphs.save(graph, folder / "HLG.pt")
+    if decoding:
+        write_atomic(folder / DECODING_FILE, json.dumps(_check_decoding(decoding, "decoding"), indent=2) + "\n")
     return folder
+
+
+def _check_decoding(options: object, where: str) -> dict[str, float]:
+    if not isinstance(options, dict) or set(options) - set(DECODING_OPTIONS) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in options.values()):
+        raise ValueError(f"{where}: expected an object of numbers with keys among {', '.join(DECODING_OPTIONS)}, "
+                         f"got {options!r}")
+    return dict(options)
 
 
 def load_model_dir(folder: str | Path) -> ModelDir:
@@ -103,4 +119,11 @@ def load_model_dir(folder: str | Path) -> ModelDir:
     words = read_words_txt(folder / "words.txt")
     if graph.num_arcs and int(graph.ilabel.max()) >= len(tokens):
         raise ValueError(f"{folder}: HLG.pt reads token {int(graph.ilabel.max())} but tokens.txt has {len(tokens)}")
-    return ModelDir(model.eval(), graph, words, tokens, featurizer, Tokenizer.load(folder))
+    decoding = {}
+    if (folder / DECODING_FILE).is_file():
+        try:
+            decoding = json.loads((folder / DECODING_FILE).read_text())
+        except ValueError as error:
+            raise ValueError(f"{folder / DECODING_FILE}: not JSON ({error})") from None
+        decoding = _check_decoding(decoding, str(folder / DECODING_FILE))
+    return ModelDir(model.eval(), graph, words, tokens, featurizer, Tokenizer.load(folder), decoding)

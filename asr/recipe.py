@@ -35,7 +35,7 @@ from .model import EncoderConfig, TransformerEncoder
 from .scoring import score
 from .tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon
 from .train import Trainer, TrainerConfig
-from .transcribe import BeamOptions, Recognizer
+from .transcribe import Recognizer
 
 log = logging.getLogger("asr.recipe")
 
@@ -301,13 +301,21 @@ def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path,
                             sample_rate, tokens, lexicon, lm_order, device, seed)
 
 
+# CTC posteriors are peaky: the LM is worth less than one acoustic log-probability per unit.
+# Chosen on AN4's dev split with the first model trained there (a transformer; docs/results.md),
+# before the models it was then used for; recorded in each model directory's decoding.json.
+DEFAULT_LM_SCALE = 0.5
+
+
 def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp_dir: str | Path,
                      training: CTCTraining, sample_rate: int = 16000, tokens: str = "char",
-                     lexicon: str | Path | None = None, lm_order: int = 3, device: str = "cpu", seed: int = 0) -> Path:
+                     lexicon: str | Path | None = None, lm_order: int = 3, device: str = "cpu", seed: int = 0,
+                     lm_scale: float = DEFAULT_LM_SCALE) -> Path:
     """Tokens, CMVN and a CTC encoder trained as `training` says (validated on `valid`), a
     Kneser-Ney LM of the training transcripts (exp_dir/lm.arpa) and the HLG of the training
-    words with it: the model directory exp_dir/model, whose path is returned. The training
-    seconds go to exp_dir/train_seconds. Rerunning it resumes training."""
+    words with it: the model directory exp_dir/model (decoding with `lm_scale` by default),
+    whose path is returned. The training seconds go to exp_dir/train_seconds. Rerunning it
+    resumes training."""
     exp = Path(exp_dir)
     exp.mkdir(parents=True, exist_ok=True)
     texts = [u.text for u in train]
@@ -323,7 +331,8 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     words = sorted({w for text in texts for w in text.split()})
     spellings = {w: [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(w)] for w in words}
     graph = build_hlg(tokenizer.tokens, spellings, lm)
-    return save_model_dir(exp / "model", model, tokenizer, featurizer, graph.words, graph.graph)
+    return save_model_dir(exp / "model", model, tokenizer, featurizer, graph.words, graph.graph,
+                          decoding={"lm_scale": lm_scale})
 
 
 def _make_tokenizer(tokens: str, lexicon, texts: list[str], directory: Path) -> Tokenizer:
@@ -358,10 +367,9 @@ def narrowband_copies(utterances: Sequence[Utterance], folder: str | Path, rate:
     return copies
 
 
-def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], beam: BeamOptions, device: str,
-             exp_dir: str | Path) -> dict:
-    """WER/CER of `saved` on `utterances` through its graph (the search `asr transcribe` runs,
-    with `beam`) and greedy (the best token of every frame: WER/CER for character and
+def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], device: str, exp_dir: str | Path) -> dict:
+    """WER/CER of `saved` on `utterances` through its graph (the search `asr transcribe MODEL`
+    runs, with the directory's decoding settings) and greedy (the best token of every frame: WER/CER for character and
     word-piece models, the phone error rate against the first pronunciations for phone
     models); prints the WER line of set `name` and writes the Kaldi-format hypotheses to
     exp_dir/hyp_<name>.txt and exp_dir/hyp_<name>_greedy.txt."""
@@ -372,7 +380,7 @@ def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], beam: 
     with warnings.catch_warnings():  # narrowband copies are read below the model's rate on purpose
         warnings.simplefilter("ignore", LowSampleRateWarning)
         start = time.perf_counter()
-        graph = _hypotheses(Recognizer(saved, device, beam=beam), inputs)
+        graph = _hypotheses(Recognizer(saved, device), inputs)
         rtf = (time.perf_counter() - start) / audio_seconds
         greedy = _hypotheses(Recognizer(saved, device, greedy=True), inputs)
     for suffix, hypotheses in (("", graph), ("_greedy", greedy)):
@@ -420,7 +428,6 @@ class CorpusRecipe:
     training: CTCTraining
     test_location: str
     narrowband: Sequence[str] = ("dev",)
-    beam: BeamOptions = dataclasses.field(default_factory=BeamOptions)
     lm_order: int = 3
 
     def run(self, args: argparse.Namespace, fetch: Callable[[Path], object],
@@ -450,7 +457,7 @@ class CorpusRecipe:
     def _score(self, exp: Path, args) -> dict:
         saved = load_model_dir(exp / "model")
         sets = sorted(path.stem for path in exp.glob("*.jsonl") if path.stem != "train")
-        results = {name: evaluate(saved, name, read_manifest(exp / f"{name}.jsonl"), self.beam, args.device, exp)
+        results = {name: evaluate(saved, name, read_manifest(exp / f"{name}.jsonl"), args.device, exp)
                    for name in sets}
         summary = {"recipe": self.name, "tokens": saved.tokenizer.kind, "seed": args.seed,
                    "parameters": saved.model.num_parameters(), "encoder": saved.model.config.architecture,

@@ -100,7 +100,8 @@ class BeamOptions:
 class Recognizer:
     """Batched decoding with a `ModelDir` on `device`: through the directory's own graph, or
     `graph` (e.g. a 5k-word HLG from `asr compile-graph`). Graphs without epsilon input arcs
-    are searched exactly (Viterbi) unless `beam` options are given; others with beam search,
+    are searched exactly (Viterbi) unless `beam` options are given; others with beam search
+    (by default with the directory's decoding.json settings),
     and word times then come from a forced alignment of the words found. `prefix_beam`
     decodes without any graph (CTC prefix beam search of that width, text from the tokenizer);
     `greedy` without any search (the best token of every frame, repeats and blanks dropped):
@@ -118,7 +119,7 @@ class Recognizer:
         if prefix_beam is not None and getattr(saved.tokenizer, "kind", None) == "phone":
             raise ValueError("lexicon-free decoding needs a character or word-piece model; this one outputs phones")
         if beam is None and bool((self.graph.graph.ilabel == graphs.EPSILON).any()):
-            beam = BeamOptions()
+            beam = BeamOptions(**saved.decoding)
         if beam is not None and beam.rescore_lm is not None and self.graph.lm is None:
             raise ValueError("rescoring needs the LM the graph was compiled with (lm.arpa in its directory)")
         self.beam = beam

@@ -8,7 +8,8 @@ import torch
 from asr import cli
 from asr.data import Utterance, write_manifest
 from asr.model_dir import load_model_dir
-from asr.recipe import DEFAULT_TRAINING, epochs_for, training_from_config
+from asr.recipe import DEFAULT_LM_SCALE, DEFAULT_TRAINING, epochs_for, training_from_config
+from asr.transcribe import Recognizer
 
 from .conftest import RATE, noise_wav
 
@@ -31,6 +32,7 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
     assert saved.words == ["NO", "YES"] and saved.tokens[:2] == ["<blk>", "|"]
     assert (tmp_path / "exp" / "lm.arpa").read_text().startswith("\\data\\")
     assert (saved.graph.ilabel == -1).any()  # an LM graph: back-off and word-end epsilon arcs, so beam search
+    assert saved.decoding == {"lm_scale": DEFAULT_LM_SCALE} and Recognizer(saved).beam.lm_scale == DEFAULT_LM_SCALE
     weights = {k: v.clone() for k, v in saved.model.state_dict().items()}
     assert cli.main(arguments) == 0  # everything is checkpointed: the rerun resumes after the last epoch
     again = load_model_dir(tmp_path / "exp" / "model").model.state_dict()

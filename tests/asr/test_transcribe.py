@@ -181,3 +181,16 @@ def test_audio_below_the_model_rate_is_decoded_with_a_warning_naming_file_and_ra
     err = capsys.readouterr().err
     assert f"asr transcribe: warning: {low}: recorded at 4000 Hz, below the model's 8000 Hz" in err
     assert "load_audio(" not in err  # the warning alone, no source line
+
+
+def test_decoding_defaults_come_from_the_model_directory_and_flags_override_them(model_dir):
+    (model_dir / "decoding.json").write_text('{"lm_scale": 0.25, "beam": 9}')
+    saved = load_model_dir(model_dir)
+    assert saved.decoding == {"lm_scale": 0.25, "beam": 9}
+    parse = cli._parser().parse_args
+    options = cli._beam_options(parse(["transcribe", str(model_dir), "x.wav", "--beam", "12"]), saved.decoding)
+    assert options.beam == 12 and options.lm_scale == 0.25 and options.max_active == 2000
+    assert cli._beam_options(parse(["transcribe", str(model_dir), "x.wav"]), saved.decoding) is None
+    (model_dir / "decoding.json").write_text('{"lm_weight": 1}')
+    with pytest.raises(ValueError, match="decoding.json: expected an object of numbers"):
+        load_model_dir(model_dir)
