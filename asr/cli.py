@@ -234,8 +234,8 @@ def _parser() -> argparse.ArgumentParser:
     score = commands.add_parser(
         "score", help="word/character error rates of hypotheses against references",
         description="Compare two Kaldi `text` files (`utt-id word word ...` per line) utterance by utterance "
-                    "and print %%WER and %%CER in Kaldi's format plus an sclite-style summary "
-                    "(Snt Wrd Corr Sub Del Ins Err S.Err, in %% of reference words).",
+                    "and print %WER and %CER in Kaldi's format plus an sclite-style summary "
+                    "(Snt Wrd Corr Sub Del Ins Err S.Err, in % of reference words).",
         epilog="example: asr score data/test/text exp/decode/text --details",
     )
     score.add_argument("ref", help="reference transcripts (Kaldi text)")

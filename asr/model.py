@@ -252,7 +252,8 @@ class TransformerEncoder(nn.Module):
         self.output = nn.Linear(config.d_model, config.vocab_size)
         with torch.no_grad():
             self.output.bias[0] += config.blank_bias
-        logger.info("TransformerEncoder: %s parameters, config %s", f"{self.num_parameters():,}", config.to_dict())
+        logger.info("%s encoder: %s parameters, config %s", config.architecture, f"{self.num_parameters():,}",
+                    config.to_dict())
 
     @staticmethod
     def _layer(config: EncoderConfig) -> nn.Module:
