@@ -119,11 +119,16 @@ def load_model_dir(folder: str | Path) -> ModelDir:
     words = read_words_txt(folder / "words.txt")
     if graph.num_arcs and int(graph.ilabel.max()) >= len(tokens):
         raise ValueError(f"{folder}: HLG.pt reads token {int(graph.ilabel.max())} but tokens.txt has {len(tokens)}")
-    decoding = {}
-    if (folder / DECODING_FILE).is_file():
-        try:
-            decoding = json.loads((folder / DECODING_FILE).read_text())
-        except ValueError as error:
-            raise ValueError(f"{folder / DECODING_FILE}: not JSON ({error})") from None
-        decoding = _check_decoding(decoding, str(folder / DECODING_FILE))
-    return ModelDir(model.eval(), graph, words, tokens, featurizer, Tokenizer.load(folder), decoding)
+    return ModelDir(model.eval(), graph, words, tokens, featurizer, Tokenizer.load(folder),
+                    _read_decoding(folder / DECODING_FILE))
+
+
+def _read_decoding(path: Path) -> dict[str, float]:
+    """decoding.json's settings, {} when the directory has none."""
+    if not path.is_file():
+        return {}
+    try:
+        options = json.loads(path.read_text())
+    except ValueError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from None
+    return _check_decoding(options, str(path))
