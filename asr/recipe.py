@@ -259,8 +259,8 @@ class WordRecipe:
 # What `asr train` does without a --config, and the AN4 recipe: chosen by measurement on AN4's dev
 # split (docs/results.md). A conformer of 6 x 144 with 288-wide feed-forwards (2.1M parameters;
 # 52 minutes for the AN4 recipe on 2 cores, where 576-wide ones ran past 60); speed-perturbed
-# copies, SpecAugment and band-limited reads; warmup sized in epochs, epochs by the amount of audio, and
-# the model averaged over the last 5 epochs.
+# copies, SpecAugment and band-limited reads; warmup sized in epochs, epochs by the amount of
+# audio, and the model averaged over the last 5 epochs.
 DEFAULT_TRAINING = CTCTraining(
     model=dict(input_dim=80, architecture="conformer", d_model=144, num_heads=4, num_layers=6, ff_dim=288,
                conv_kernel=15, dropout=0.1, conv_channels=64, blank_bias=3.0),
@@ -371,9 +371,9 @@ def narrowband_copies(utterances: Sequence[Utterance], folder: str | Path, rate:
 def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], device: str, exp_dir: str | Path) -> dict:
     """WER/CER of `saved` on `utterances` through its graph (the search `asr transcribe MODEL`
     runs, with the directory's decoding settings) and greedy (the best token of every frame:
-    WER/CER for character and word-piece models, the phone error rate against the first pronunciations for phone
-    models); prints the WER line of set `name` and writes the Kaldi-format hypotheses to
-    exp_dir/hyp_<name>.txt and exp_dir/hyp_<name>_greedy.txt."""
+    WER/CER for character and word-piece models, the phone error rate against the first
+    pronunciations for phone models); prints the WER line of set `name` and writes the
+    Kaldi-format hypotheses to exp_dir/hyp_<name>.txt and exp_dir/hyp_<name>_greedy.txt."""
     references = {u.id: u.text for u in utterances}
     inputs = [(u.id, u.audio) for u in utterances]
     audio_seconds = sum(u.duration for u in utterances)

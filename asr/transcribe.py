@@ -101,10 +101,11 @@ class Recognizer:
     """Batched decoding with a `ModelDir` on `device`: through the directory's own graph, or
     `graph` (e.g. a 5k-word HLG from `asr compile-graph`). Graphs without epsilon input arcs
     are searched exactly (Viterbi) unless `beam` options are given; others with beam search
-    (by default with the directory's decoding.json settings), and word times then come from a forced alignment of the words found. `prefix_beam`
-    decodes without any graph (CTC prefix beam search of that width, text from the tokenizer);
-    `greedy` without any search (the best token of every frame, repeats and blanks dropped):
-    words for character and word-piece models, phones for phone models."""
+    (by default with the directory's decoding.json settings), and word times then come from
+    a forced alignment of the words found. `prefix_beam` decodes without any graph (CTC prefix
+    beam search of that width, text from the tokenizer); `greedy` without any search (the best
+    token of every frame, repeats and blanks dropped): words for character and word-piece
+    models, phones for phone models."""
 
     def __init__(self, saved: ModelDir, device: str = "cpu", graph: DecodingGraph | None = None,
                  beam: BeamOptions | None = None, prefix_beam: int | None = None, greedy: bool = False):
