@@ -39,22 +39,17 @@ def _cmd_transcribe(args) -> int:
 
     formats = _formats(args)
     saved = load_model_dir(args.model)
-    beam = _beam_options(args, saved.decoding)
-    for flag, given in (("--prefix-beam", args.prefix_beam is not None), ("--greedy", args.greedy)):
-        if given and (args.graph or args.lexicon or beam):
-            raise ValueError(f"{flag} decodes without a graph: drop the graph and beam search options")
-    recognizer = Recognizer(saved, args.device, _decoding_graph(args, saved.tokens), beam, args.prefix_beam,
-                            args.greedy)
+    decoder = saved.decoder(_decoding_graph(args, saved.tokens), _beam_options(args, saved.decoding),
+                            args.prefix_beam, args.greedy)
     inputs = list(find_inputs(args.audio))
-    return _write_results(args, "transcribe", recognizer.transcribe(inputs, batch_size=args.batch_size), len(inputs),
-                          formats, format_transcript)
+    transcripts = Recognizer(saved, decoder, args.device).transcribe(inputs, batch_size=args.batch_size)
+    return _write_results(args, "transcribe", transcripts, len(inputs), formats, format_transcript)
 
 
 def _cmd_align(args) -> int:
-    from .align import Aligner
     from .data import read_manifest
     from .model_dir import load_model_dir
-    from .transcribe import find_inputs, format_transcript
+    from .transcribe import Recognizer, find_inputs, format_transcript
 
     formats = _formats(args)
     inputs = list(find_inputs(args.audio))
@@ -68,17 +63,9 @@ def _cmd_align(args) -> int:
         if len(inputs) != 1:
             raise ValueError(f"--transcript is for one audio file; {len(inputs)} were given (use --text)")
         texts[inputs[0][0]] = args.transcript.split()
-    aligner = Aligner(load_model_dir(args.model), texts, args.device, plot_dir=args.plot)
-
-    def formatted(transcript, fmt):
-        if fmt != "json":
-            return format_transcript(transcript, fmt)
-        record = json.loads(format_transcript(transcript, fmt))
-        record["tokens"] = [vars(span) for span in aligner.token_spans.get(transcript.id, [])]
-        return json.dumps(record) + "\n"
-
-    return _write_results(args, "align", aligner.transcribe(inputs, batch_size=args.batch_size), len(inputs),
-                          formats, formatted)
+    recognizer = Recognizer(load_model_dir(args.model), device=args.device)
+    transcripts = recognizer.align(inputs, texts, batch_size=args.batch_size, plot_dir=args.plot)
+    return _write_results(args, "align", transcripts, len(inputs), formats, format_transcript)
 
 
 def _formats(args) -> list[str]:
@@ -135,7 +122,8 @@ def _write_results(args, command: str, transcripts, total: int, formats: list[st
 
 def _decoding_graph(args, tokens):
     """The graph chosen by --graph or --lexicon/--lm (None: the model directory's own)."""
-    from .lang import DecodingGraph, build_hlg
+    from .decoding import DecodingGraph
+    from .lang import build_hlg
     from .lm import read_arpa
     from .tokenizer import read_lexicon
 
@@ -153,8 +141,8 @@ def _decoding_graph(args, tokens):
 def _beam_options(args, model_defaults: dict):
     """BeamOptions from the search flags over the model directory's defaults, or None when no
     flag asks for a beam search."""
+    from .decoding import BeamOptions
     from .lm import read_arpa
-    from .transcribe import BeamOptions
 
     given = {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
              "lm_scale": args.lm_scale, "word_score": args.word_score, "nbest": args.nbest,
@@ -172,7 +160,7 @@ def _cmd_compile_graph(args) -> int:
     start = time.perf_counter()
     graph = build_hlg(tokens, read_lexicon(args.lexicon), read_arpa(args.lm) if args.lm else None,
                       modified_topology=args.modified_topology)
-    graph.save(args.output_dir, tokens)
+    graph.save(args.output_dir)
     print(f"asr compile-graph: {len(graph.words):,} words, HLG with {graph.graph.num_nodes:,} nodes and "
           f"{graph.graph.num_arcs:,} arcs in {time.perf_counter() - start:.1f} s (process peak RSS "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB) -> {args.output_dir}", file=sys.stderr)

@@ -1,5 +1,7 @@
-"""Lexicon preparation and graph compilation: Kaldi-style disambiguation symbols, HLG, and
-decoding-graph folders (`asr compile-graph` writes them, `asr transcribe --graph` reads them).
+"""Decoding-graph compilation: H o L o G from tokens, a lexicon and a grammar or n-gram LM,
+either plainly composed (`compose_hlg`, for small grammars and as a reference) or optimized
+with Kaldi-style disambiguation symbols (`compile_hlg`); `build_hlg` makes a
+`DecodingGraph` (the folder `asr compile-graph` writes) from symbols.
 
 Determinizing L o G needs every word's token sequence to be recognizable where it ends. A
 pronunciation that is a proper prefix of another one, or shared by several words
@@ -12,22 +14,19 @@ replaced by epsilon.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import math
 import resource
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import torch
 
 import graphs
 
-from .files import write_atomic
-from .lm import BOS, EOS, UNK, NgramLM, grammar_from_arpa, read_arpa, write_arpa
-from .tokenizer import read_lexicon, read_tokens_txt, read_words_txt, write_tokens_txt, write_words_txt
+from .decoding.graph import DecodingGraph
+from .lm import BOS, EOS, UNK, NgramLM, grammar_from_arpa
 
 log = logging.getLogger("asr.lang")
 
@@ -64,6 +63,16 @@ def remove_disambig(graph: graphs.Graph, first_disambig: int) -> graphs.Graph:
                                     start=graph.start, accept=graph.accept, num_nodes=graph.num_nodes)
 
 
+def compose_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], grammar: graphs.Graph,
+                blank: int = 0) -> graphs.Graph:
+    """H o (L o G) composed without disambiguation, determinization or minimization: frame labels
+    in, word labels out. `lexicon` holds (word label, token ids) entries; `grammar` is an acceptor
+    over the same word labels without epsilon inputs. Exact and differentiable, but it grows
+    with the lexicon times the grammar: for closed vocabularies and as a reference."""
+    lexicon_fst = graphs.arc_sort(graphs.lexicon_graph(lexicon), by="olabel")
+    return graphs.compose(graphs.ctc_topology(num_tokens, blank), graphs.compose(lexicon_fst, grammar))
+
+
 def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], grammar: graphs.Graph,
                 backoff_label: int | None = None, blank: int = 0, modified_topology: bool = False,
                 delta: float = 1.0 / 1024) -> graphs.Graph:
@@ -80,7 +89,7 @@ def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], g
     word) pairs, the way OpenFst's encode works. Then every #k becomes epsilon, and H is the CTC topology
     (`modified_topology`: k2's O(V) variant for large token sets). The result keeps epsilon
     input arcs (back-off arcs, and words that end on a #k): search it with
-    `asr.decode.WfstDecoder`.
+    `asr.decoding.BeamSearchDecoder`.
     """
     marked, _ = add_disambig_symbols([(word, list(tokens)) for word, tokens in lexicon])
     first_disambig = num_tokens
@@ -171,55 +180,20 @@ def _encode_pairs(graph: graphs.Graph, num_outputs: int):
     return encoded, decode_pair
 
 
-@dataclasses.dataclass
-class DecodingGraph:
-    """A decoding graph with what reading its paths needs: `words[i]` is output label i, and
-    `spellings[word]` the token-id sequences of each word (for forced alignment and word times).
-
-    Saved as a folder: HLG.pt, words.txt (icefall format), tokens.txt, lexicon.txt, and
-    lm.arpa when G came from an LM."""
-
-    graph: graphs.Graph
-    words: list[str]
-    spellings: dict[str, list[list[int]]]
-    lm: NgramLM | None = None  # G's language model, needed to rescore with another one
-
-    def save(self, folder: str | Path, tokens: Sequence[str]) -> Path:
-        folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        graphs.save(self.graph, folder / "HLG.pt")
-        if self.lm is not None:
-            write_arpa(self.lm, folder / "lm.arpa")
-        write_words_txt(self.words, folder / "words.txt")
-        write_tokens_txt(list(tokens), folder / "tokens.txt")
-        write_atomic(folder / "lexicon.txt", "".join(f"{word} {' '.join(tokens[t] for t in spelling)}\n"
-                                                     for word in self.words for spelling in self.spellings[word]))
-        return folder
-
-    @classmethod
-    def load(cls, folder: str | Path, tokens: Sequence[str]) -> DecodingGraph:
-        """Read a saved graph made for `tokens` (the model's); another token set is an error."""
-        folder = Path(folder)
-        missing = [name for name in ("HLG.pt", "words.txt", "tokens.txt", "lexicon.txt") if not (folder / name).is_file()]
-        if missing:
-            raise ValueError(f"{folder}: not a graph directory (missing {', '.join(missing)}); make one with "
-                             "`asr compile-graph`")
-        if read_tokens_txt(folder / "tokens.txt") != list(tokens):
-            raise ValueError(f"{folder}/tokens.txt differs from the model's token set: compile the graph with the "
-                             "model's tokens.txt")
-        index = {token: i for i, token in enumerate(tokens)}
-        lexicon = read_lexicon(folder / "lexicon.txt")
-        return cls(graphs.load(folder / "HLG.pt"), read_words_txt(folder / "words.txt"),
-                   {word: [[index[t] for t in pron] for pron in prons] for word, prons in lexicon.items()},
-                   read_arpa(folder / "lm.arpa") if (folder / "lm.arpa").is_file() else None)
-
-
 def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str]]], lm: NgramLM | None = None,
-              modified_topology: bool = False) -> DecodingGraph:
-    """HLG over `tokens` (index = id, blank first) for the words of `lexicon` (word ->
-    pronunciations as token strings), with G from the back-off LM `lm` (n-grams with words the
-    lexicon lacks are dropped, with a warning) or, without one, any word sequence with every
-    word equally likely. Compile time and peak memory are logged."""
+              grammar: graphs.Graph | None = None, optimize: bool = True, modified_topology: bool = False
+              ) -> DecodingGraph:
+    """The decoding graph over `tokens` (index = id, blank first) for the words of `lexicon`
+    (word -> pronunciations as token strings). G is the back-off LM `lm` (n-grams with words
+    the lexicon lacks are dropped, with a warning), or `grammar` (an acceptor over word indexes
+    in lexicon order, without epsilon arcs), or else any word sequence with every word equally
+    likely. `optimize` compiles H o min(det(L o G)) (`compile_hlg`); without it H o L o G is
+    composed plainly (`compose_hlg`: exact Viterbi search, for small grammars). Compile time
+    and peak memory are logged."""
+    if lm is not None and grammar is not None:
+        raise ValueError("give an LM or a grammar, not both")
+    if lm is not None and not optimize:
+        raise ValueError("an LM's back-off arcs need the optimized graph (optimize=True)")
     start = time.perf_counter()
     index = {token: i for i, token in enumerate(tokens)}
     words = list(lexicon)
@@ -232,20 +206,24 @@ def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str
                 raise ValueError(f"lexicon: word {word!r} uses {unknown or 'no'} tokens, not in the token set")
             spellings.setdefault(word, []).append([index[t] for t in pron])
             entries.append((w, spellings[word][-1]))
-    backoff: int | None = len(words)
-    if lm is None:
-        grammar, backoff = loop_grammar(len(words)), None
-    else:
+    backoff: int | None = None
+    if lm is not None:
         missing = sorted({w for ngram in lm.probs for w in ngram} - set(words) - {BOS, EOS, UNK})
         if missing:
             log.warning("%d LM words have no pronunciation (e.g. %s); their n-grams are dropped",
                         len(missing), ", ".join(missing[:5]))
+        backoff = len(words)
         grammar = grammar_from_arpa(lm, words, backoff_label=backoff)
-    graph = compile_hlg(len(tokens), entries, grammar, backoff_label=backoff, modified_topology=modified_topology)
+    elif grammar is None:
+        grammar = loop_grammar(len(words))
+    if optimize:
+        graph = compile_hlg(len(tokens), entries, grammar, backoff_label=backoff, modified_topology=modified_topology)
+    else:
+        graph = compose_hlg(len(tokens), entries, grammar)
     log.info("HLG: %d words, %s nodes, %s arcs, compiled in %.1f s, process peak RSS %.0f MiB", len(words),
              f"{graph.num_nodes:,}", f"{graph.num_arcs:,}", time.perf_counter() - start,
              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return DecodingGraph(graph, words, spellings, lm)
+    return DecodingGraph(graph, words, list(tokens), spellings, lm)
 
 
 def loop_grammar(num_words: int, min_words: int = 0) -> graphs.Graph:

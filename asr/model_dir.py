@@ -1,11 +1,11 @@
-"""A trained model directory: everything decoding needs, written by a recipe and read by
-`asr transcribe` with no other arguments.
+"""A trained model directory: everything decoding needs, written by `asr train` and the recipes
+and read by `asr transcribe` with no other arguments.
 
     model.pt        encoder weights and `EncoderConfig`
     features.json   sample rate and fbank options; cmvn.json: global CMVN statistics
     tokens.txt      the model's output tokens (plus the tokenizer's own files)
-    words.txt       the words the graph's output labels index (icefall format)
-    HLG.pt          the decoding graph (`graphs.save`), tokens in, word indexes out
+    graph/          its decoding graph folder (`asr.decoding.DecodingGraph`: HLG.pt, words.txt,
+                    tokens.txt, lexicon.txt and lm.arpa), the format `asr compile-graph` writes
     decoding.json   optional: the beam search settings this model decodes with by default
                     (e.g. {"lm_scale": 0.5}), which `asr transcribe` options override
 """
@@ -15,22 +15,22 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Sequence
 
 import torch
 
 import graphs
 
+from .decoding import (BeamOptions, BeamSearchDecoder, Decoder, DecodingGraph, GreedyDecoder, PrefixBeamDecoder,
+                       ViterbiDecoder)
 from .features import Fbank, GlobalCMVN
-from .lang import DecodingGraph
 from .files import write_atomic
 from .model import EncoderConfig, TransformerEncoder
-from .tokenizer import Tokenizer, read_tokens_txt, read_words_txt, write_words_txt
+from .tokenizer import Tokenizer, read_tokens_txt
 from .train.checkpoint import load_checkpoint, save_checkpoint
 
-REQUIRED_FILES = ("model.pt", "features.json", "cmvn.json", "tokens.txt", "words.txt", "HLG.pt")
+GRAPH_FOLDER = "graph"
+REQUIRED_FILES = ("model.pt", "features.json", "cmvn.json", "tokens.txt", GRAPH_FOLDER)
 DECODING_FILE = "decoding.json"
-DECODING_OPTIONS = ("beam", "max_active", "lm_scale", "word_score", "lattice_beam")  # numbers, see BeamOptions
 
 
 @dataclasses.dataclass
@@ -50,16 +50,14 @@ class ModelDir:
     """A loaded model directory; `model` is in eval mode on the CPU."""
 
     model: TransformerEncoder
-    graph: graphs.Graph
-    words: list[str]
-    tokens: list[str]
     featurizer: Featurizer
     tokenizer: Tokenizer
+    graph: DecodingGraph
     decoding: dict[str, float] = dataclasses.field(default_factory=dict)  # decoding.json, {} without one
 
-    def decoding_graph(self) -> DecodingGraph:
-        """The directory's graph with its words' spellings in the model's tokens."""
-        return DecodingGraph(self.graph, self.words, {word: self.tokenizer.spellings(word) for word in self.words})
+    @property
+    def tokens(self) -> list[str]:
+        return self.tokenizer.tokens
 
     @property
     def sample_rate(self) -> int:
@@ -70,40 +68,52 @@ class ModelDir:
         """Duration of one output frame of the encoder."""
         return self.featurizer.fbank.frame_shift_ms / 1000.0 * self.model.config.subsampling
 
+    def decoder(self, graph: DecodingGraph | None = None, beam: BeamOptions | None = None,
+                prefix_beam: int | None = None, greedy: bool = False, device: str | torch.device = "cpu") -> Decoder:
+        """The search `asr transcribe` runs: `greedy` (no search), `prefix_beam` (CTC prefix
+        search of that width), or else a search through `graph` (default: the directory's
+        own): exact Viterbi when the graph has no epsilon input arcs and no `beam` options are
+        given, otherwise beam search with `beam` (default: decoding.json's settings)."""
+        if greedy and (prefix_beam is not None or beam is not None or graph is not None):
+            raise ValueError("greedy decoding uses no search: give no graph, beam or prefix-beam options with it")
+        if prefix_beam is not None and (beam is not None or graph is not None):
+            raise ValueError("prefix beam search uses no graph: give no graph or beam options with it")
+        if greedy:
+            return GreedyDecoder(self.tokenizer)
+        if prefix_beam is not None:
+            return PrefixBeamDecoder(self.tokenizer, prefix_beam)
+        graph = graph or self.graph
+        if beam is None and not bool((graph.graph.ilabel == graphs.EPSILON).any()):
+            return ViterbiDecoder(graph)
+        return BeamSearchDecoder(graph, beam or BeamOptions(**self.decoding), device)
+
 
 def save_model_dir(folder: str | Path, model: TransformerEncoder, tokenizer: Tokenizer, featurizer: Featurizer,
-                   words: Sequence[str], graph: graphs.Graph, decoding: dict[str, float] | None = None) -> Path:
+                   graph: DecodingGraph, decoding: dict[str, float] | None = None) -> Path:
     """Write the directory described in the module docstring (decoding.json when `decoding`
     is given); returns its path."""
+    if graph.tokens != tokenizer.tokens:
+        raise ValueError("the decoding graph was made for other tokens than the tokenizer's")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_checkpoint(folder / "model.pt", {"model": model.state_dict(), "config": model.config.to_dict()})
     tokenizer.save(folder)
-    write_words_txt(list(words), folder / "words.txt")
     featurizer.cmvn.save(folder / "cmvn.json")
     fbank = featurizer.fbank
     options = {"sample_rate": fbank.sample_rate, "num_mel_bins": fbank.num_mel_bins,
                "frame_length_ms": fbank.frame_length_ms, "frame_shift_ms": fbank.frame_shift_ms}
     write_atomic(folder / "features.json", json.dumps(options, indent=2) + "\n")
-    graphs.save(graph, folder / "HLG.pt")
+    graph.save(folder / GRAPH_FOLDER)
     if decoding:
-        write_atomic(folder / DECODING_FILE, json.dumps(_check_decoding(decoding, "decoding"), indent=2) + "\n")
+        write_atomic(folder / DECODING_FILE, json.dumps(BeamOptions.numeric(decoding, "decoding"), indent=2) + "\n")
     return folder
-
-
-def _check_decoding(options: object, where: str) -> dict[str, float]:
-    if not isinstance(options, dict) or set(options) - set(DECODING_OPTIONS) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in options.values()):
-        raise ValueError(f"{where}: expected an object of numbers with keys among {', '.join(DECODING_OPTIONS)}, "
-                         f"got {options!r}")
-    return dict(options)
 
 
 def load_model_dir(folder: str | Path) -> ModelDir:
     """Read a directory written by `save_model_dir`; a missing file or a token set that does not
     match the model's output is a ValueError naming the directory."""
     folder = Path(folder)
-    missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+    missing = [name for name in REQUIRED_FILES if not (folder / name).exists()]
     if missing:
         raise ValueError(f"{folder}: not a model directory (missing {', '.join(missing)})")
     saved = load_checkpoint(folder / "model.pt")
@@ -115,12 +125,8 @@ def load_model_dir(folder: str | Path) -> ModelDir:
                          f"{model.config.vocab_size}: the token set does not match the model")
     options = json.loads((folder / "features.json").read_text())
     featurizer = Featurizer(Fbank(**options), GlobalCMVN.load(folder / "cmvn.json"))
-    graph = graphs.load(folder / "HLG.pt")
-    words = read_words_txt(folder / "words.txt")
-    if graph.num_arcs and int(graph.ilabel.max()) >= len(tokens):
-        raise ValueError(f"{folder}: HLG.pt reads token {int(graph.ilabel.max())} but tokens.txt has {len(tokens)}")
-    return ModelDir(model.eval(), graph, words, tokens, featurizer, Tokenizer.load(folder),
-                    _read_decoding(folder / DECODING_FILE))
+    graph = DecodingGraph.load(folder / GRAPH_FOLDER, tokens)
+    return ModelDir(model.eval(), featurizer, Tokenizer.load(folder), graph, _read_decoding(folder / DECODING_FILE))
 
 
 def _read_decoding(path: Path) -> dict[str, float]:
@@ -131,4 +137,4 @@ def _read_decoding(path: Path) -> dict[str, float]:
         options = json.loads(path.read_text())
     except ValueError as error:
         raise ValueError(f"{path}: not JSON ({error})") from None
-    return _check_decoding(options, str(path))
+    return BeamOptions.numeric(options, str(path))

@@ -24,7 +24,7 @@ import graphs
 
 from .audio import LowSampleRateWarning, load_audio
 from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed, write_manifest
-from .decode import decoding_graph, greedy_ctc, viterbi_words
+from .decoding import greedy_ctc
 from .features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment
 from .files import atomic_open, write_atomic
 from .lang import build_hlg
@@ -156,42 +156,6 @@ class CTCTraining:
         return model.eval(), trainer.train_seconds
 
 
-def word_graph(tokenizer: Tokenizer, words: Sequence[str], pronunciations: dict[str, list[list[str]]],
-               grammar: graphs.Graph) -> graphs.Graph:
-    """H o L o G over the tokenizer's tokens; word labels are indexes into `words`."""
-    index = {t: i for i, t in enumerate(tokenizer.tokens)}
-    entries = [(w, [index[t] for t in pron]) for w, word in enumerate(words) for pron in pronunciations[word]]
-    return decoding_graph(tokenizer.vocab_size, entries, grammar)
-
-
-@torch.no_grad()
-def decode(model: TransformerEncoder, data, graph: graphs.Graph, words: Sequence[str], device: str) -> dict[str, str]:
-    """Utterance id -> best word sequence through `graph`."""
-    hypotheses = {}
-    model.to(device)
-    for batch in data:
-        log_probs, lengths = model(batch["features"].to(device), batch["feature_lengths"].to(device))
-        best, _ = viterbi_words(log_probs.cpu().double(), lengths.cpu(), graph)
-        hypotheses.update({u: " ".join(words[w] for w in ws) for u, ws in zip(batch["ids"], best)})
-    return hypotheses
-
-
-def finish(exp_dir: str | Path, test_set: str, references: dict[str, str], hypotheses: dict[str, str],
-           train_seconds: float, decode_rtf: float) -> dict:
-    """Score, print the WER and write exp_dir/results.json and the Kaldi-format hypotheses;
-    `decode_rtf` is decoding time over audio time."""
-    result = score(references, hypotheses)
-    exp_dir = Path(exp_dir)
-    write_atomic(exp_dir / "hyp.txt", "".join(f"{u} {hypotheses.get(u, '')}\n" for u in sorted(references)))
-    summary = {"test_set": test_set, "wer": result.words.error_rate, "cer": result.chars.error_rate,
-               "num_words": result.words.reference_units, "train_seconds": round(train_seconds, 1),
-               "decode_rtf": round(decode_rtf, 4)}
-    write_atomic(exp_dir / "results.json", json.dumps(summary, indent=2) + "\n")
-    print(result.words.kaldi_line("WER"))
-    print(result.words.table("Wrd"))
-    return summary
-
-
 def write_manifests(exp_dir: str | Path, splits: dict[str, list[Utterance]]) -> None:
     for name, utterances in splits.items():
         write_manifest(Path(exp_dir) / f"{name}.jsonl", utterances)
@@ -204,7 +168,8 @@ class WordRecipe:
     acceptor over word indexes), and the encoder is trained as `training` says.
 
     `run` executes the stages 0 get the corpus, 1 manifests + CMVN + tokens, 2 train and save
-    the model directory, 3 decode the test split, score and write results.json.
+    the model directory, 3 decode the test split as `asr transcribe` does (`evaluate`), score
+    and write results.json.
     """
 
     name: str
@@ -231,28 +196,23 @@ class WordRecipe:
             write_manifests(exp, splits)
             fit_cmvn(splits["train"], self.sample_rate, fbank).save(exp / "cmvn.json")
             PhoneTokenizer(self.pronunciations, phones=self.tokens()).save(exp / "lang")
-        if not any(args.stage <= n <= args.stop_stage for n in (2, 3)):
-            return None  # nothing below is selected, and stage 1's outputs may not exist yet
-        tokenizer = Tokenizer.load(exp / "lang")
-        featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
-        test = read_manifest(exp / "test.jsonl")
-        test_loader, _ = loader(test, self.sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
+        test = read_manifest(exp / "test.jsonl") if any(args.stage <= n <= args.stop_stage for n in (2, 3)) else []
         if stage(args, 2, "train"):
+            tokenizer = Tokenizer.load(exp / "lang")
+            featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
+            test_loader, _ = loader(test, self.sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
             model, seconds = self.training.with_epochs(args.epochs).run(
                 read_manifest(exp / "train.jsonl"), test_loader, featurizer, tokenizer, exp, args.seed, args.device)
-            graph = word_graph(tokenizer, self.words, self.pronunciations, self.grammar())
-            save_model_dir(exp / "model", model, tokenizer, featurizer, self.words, graph)
+            lexicon = {word: self.pronunciations[word] for word in self.words}  # word i is the grammar's label i
+            graph = build_hlg(tokenizer.tokens, lexicon, grammar=self.grammar(), optimize=False)
+            save_model_dir(exp / "model", model, tokenizer, featurizer, graph)
             write_atomic(exp / "train_seconds", f"{seconds}\n")
         if stage(args, 3, "decode and score"):
-            saved = load_model_dir(exp / "model")
-            start = time.perf_counter()
-            hypotheses = decode(saved.model, test_loader, saved.graph, saved.words, args.device)
-            audio_seconds = sum(u.duration for u in test)
-            rtf = (time.perf_counter() - start) / audio_seconds
-            log.info("decoded %d files, %.1f s of audio, at real-time factor %.4f (features, encoder and "
-                     "Viterbi search)", len(test), audio_seconds, rtf)
-            return finish(exp, f"{self.name} test ({len(test)} files)", {u.id: u.text for u in test}, hypotheses,
-                          float((exp / "train_seconds").read_text()), rtf)
+            results = evaluate(load_model_dir(exp / "model"), "test", test, args.device, exp)
+            summary = {"test_set": f"{self.name} test ({len(test)} files)", **results,
+                       "train_seconds": round(float((exp / "train_seconds").read_text()), 1)}
+            write_atomic(exp / "results.json", json.dumps(summary, indent=2) + "\n")
+            return summary
         return None
 
 
@@ -332,8 +292,7 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     words = sorted({w for text in texts for w in text.split()})
     spellings = {w: [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(w)] for w in words}
     graph = build_hlg(tokenizer.tokens, spellings, lm)
-    return save_model_dir(exp / "model", model, tokenizer, featurizer, graph.words, graph.graph,
-                          decoding={"lm_scale": lm_scale})
+    return save_model_dir(exp / "model", model, tokenizer, featurizer, graph, decoding={"lm_scale": lm_scale})
 
 
 def _make_tokenizer(tokens: str, lexicon, texts: list[str], directory: Path) -> Tokenizer:
@@ -381,12 +340,12 @@ def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], device
     with warnings.catch_warnings():  # narrowband copies are read below the model's rate on purpose
         warnings.simplefilter("ignore", LowSampleRateWarning)
         start = time.perf_counter()
-        graph = _hypotheses(Recognizer(saved, device), inputs)
+        graph = _hypotheses(Recognizer(saved, device=device), inputs)
         rtf = (time.perf_counter() - start) / audio_seconds
-        greedy = _hypotheses(Recognizer(saved, device, greedy=True), inputs)
+        greedy = _hypotheses(Recognizer(saved, saved.decoder(greedy=True), device), inputs)
     for suffix, hypotheses in (("", graph), ("_greedy", greedy)):
         write_atomic(Path(exp_dir) / f"hyp_{name}{suffix}.txt",
-                     "".join(f"{u} {hypotheses.get(u, '')}\n" for u in references))
+                     "".join(f"{u} {hypotheses.get(u, '')}".rstrip() + "\n" for u in references))
     result = score(references, graph)
     summary = {"files": len(utterances), "num_words": result.words.reference_units, "wer": result.words.error_rate,
                "cer": result.chars.error_rate, "decode_rtf": round(rtf, 4)}
@@ -397,6 +356,8 @@ def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], device
         greedy_result = score(references, greedy)
         summary.update(greedy_wer=greedy_result.words.error_rate, greedy_cer=greedy_result.chars.error_rate)
     print(result.words.kaldi_line(f"WER {name}"))
+    log.info("decoded %d files, %.1f s of audio, at real-time factor %.4f (features, encoder and search)",
+             len(utterances), audio_seconds, rtf)
     return summary
 
 

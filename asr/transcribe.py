@@ -1,5 +1,6 @@
-"""Transcribe audio files with a trained model directory: inputs, batched decoding through the
-directory's HLG graph, and transcripts with word times in the formats people use.
+"""Transcribe and align audio files with a trained model directory: inputs, features and
+encoder in batches, any `asr.decoding` search, and transcripts with word times in the formats
+people use.
 
 A file that cannot be read is reported and skipped (`Transcript.error`), the rest are decoded;
 audio too short for one encoder frame (empty files included) gets an empty transcript.
@@ -9,28 +10,39 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 import torch
 
-import graphs
-
 from .audio import AudioError, EmptyAudioError, load_audio
 from .data import read_manifest
-from .decode import WfstDecoder, force_align, greedy_ctc, prefix_beam_search, viterbi_words, word_spans
-from .lang import DecodingGraph
-from .lm import NgramLM
+from .decoding import Decoder, ForcedAligner, Hypothesis
+from .lm import UNK
 from .model_dir import ModelDir
-from .rescore import nbest_hypotheses, rescore
+from .plots import plot_alignment
 
+log = logging.getLogger("asr.transcribe")
+
+_Batch = tuple[list["Transcript"], list["Transcript"], torch.Tensor, torch.Tensor]
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".mp3", ".ogg", ".opus", ".m4a")
 FORMATS = ("txt", "json", "ctm", "srt", "vtt")
 
 
 @dataclasses.dataclass
+class TokenSpan:
+    """A token of the path taken and its start and end seconds."""
+
+    token: str
+    start: float
+    end: float
+
+
+@dataclasses.dataclass
 class Transcript:
-    """One file's result: words with start/end seconds, or `error` when it could not be read."""
+    """One file's result: words with start/end seconds (and the path's tokens with theirs), or
+    `error` when it could not be read or aligned."""
 
     id: str
     audio: str
@@ -40,6 +52,7 @@ class Transcript:
     duration: float = 0.0
     error: str | None = None
     alternatives: list[tuple[str, float]] = dataclasses.field(default_factory=list)  # n-best (text, score)
+    tokens: list[TokenSpan] = dataclasses.field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -77,60 +90,63 @@ def _read_wav_scp(path: Path) -> Iterator[tuple[str, str]]:
         yield fields[0], fields[1].strip()
 
 
-@dataclasses.dataclass
-class BeamOptions:
-    """WFST beam search settings (see `asr.beam_search.WfstDecoder`). `nbest` > 1 or a
-    `rescore_lm` make word lattices (within `lattice_beam`); the `nbest` best word sequences
-    (after rescoring the lattice's 100 best with `rescore_lm`, when given) become
-    `Transcript.alternatives`."""
-
-    beam: float = 16.0
-    max_active: int = 2000
-    lm_scale: float = 1.0
-    word_score: float = 0.0
-    lattice_beam: float = 8.0
-    nbest: int = 1
-    rescore_lm: NgramLM | None = None
-
-    @property
-    def wants_lattices(self) -> bool:
-        return self.nbest > 1 or self.rescore_lm is not None
-
-
 class Recognizer:
-    """Batched decoding with a `ModelDir` on `device`: through the directory's own graph, or
-    `graph` (e.g. a 5k-word HLG from `asr compile-graph`). Graphs without epsilon input arcs
-    are searched exactly (Viterbi) unless `beam` options are given; others with beam search
-    (by default with the directory's decoding.json settings), and word times then come from
-    a forced alignment of the words found. `prefix_beam` decodes without any graph (CTC prefix
-    beam search of that width, text from the tokenizer); `greedy` without any search (the best
-    token of every frame, repeats and blanks dropped): words for character and word-piece
-    models, phones for phone models."""
+    """Batched decoding of audio files with a `ModelDir` on `device`: `transcribe` searches
+    with `decoder` (default: the directory's own search, `ModelDir.decoder()`); `align`
+    force-aligns known transcripts through the directory's lexicon."""
 
-    def __init__(self, saved: ModelDir, device: str = "cpu", graph: DecodingGraph | None = None,
-                 beam: BeamOptions | None = None, prefix_beam: int | None = None, greedy: bool = False):
+    def __init__(self, saved: ModelDir, decoder: Decoder | None = None, device: str = "cpu"):
         self.saved, self.device = saved, torch.device(device)
         self.model = saved.model.to(self.device)
-        self.min_samples = self._min_samples()
-        self.graph = graph or saved.decoding_graph()
-        self.prefix_beam, self.greedy = prefix_beam, greedy
-        if greedy and (prefix_beam is not None or beam is not None):
-            raise ValueError("greedy decoding uses no search: give no beam or prefix-beam options with it")
-        if prefix_beam is not None and getattr(saved.tokenizer, "kind", None) == "phone":
-            raise ValueError("lexicon-free decoding needs a character or word-piece model; this one outputs phones")
-        if beam is None and bool((self.graph.graph.ilabel == graphs.EPSILON).any()):
-            beam = BeamOptions(**saved.decoding)
-        if beam is not None and beam.rescore_lm is not None and self.graph.lm is None:
-            raise ValueError("rescoring needs the LM the graph was compiled with (lm.arpa in its directory)")
-        self.beam = beam
-        self.decoder = None if beam is None else WfstDecoder(
-            self.graph.graph, beam.beam, beam.max_active, beam.lm_scale, beam.word_score,
-            lattice_beam=beam.lattice_beam if beam.wants_lattices else None)
+        self.decoder = decoder or saved.decoder()
+        fbank = saved.featurizer.fbank
+        self.min_samples = fbank.window_size + (self.model.subsampling.min_length - 1) * fbank.window_shift
 
-    def _min_samples(self) -> int:
-        fbank = self.saved.featurizer.fbank
-        frames = self.model.subsampling.min_length
-        return fbank.window_size + (frames - 1) * fbank.window_shift
+    def transcribe(self, inputs: Iterable[tuple[str, str]], batch_size: int = 8) -> Iterator[Transcript]:
+        """Transcripts in input order, decoded `batch_size` files at a time."""
+        for every, transcripts, log_probs, lengths in self._batches(inputs, batch_size):
+            if transcripts:
+                self._set_all(transcripts, self.decoder(log_probs, lengths))
+            yield from every
+
+    def align(self, inputs: Iterable[tuple[str, str]], texts: Mapping[str, Sequence[str]], batch_size: int = 8,
+              plot_dir: str | Path | None = None) -> Iterator[Transcript]:
+        """Each file aligned with `texts[utterance id]` (its words; a word without a spelling
+        becomes `<unk>` with a warning when the lexicon has `<unk>`, else the file fails, as
+        does a transcript that cannot fit the audio); `plot_dir` receives ID.png per file."""
+        for every, transcripts, log_probs, lengths in self._batches(inputs, batch_size):
+            words = [self._words_to_align(t, texts) for t in transcripts]
+            keep = [i for i, w in enumerate(words) if w is not None]
+            if keep:
+                rows, chosen = torch.tensor(keep), [transcripts[i] for i in keep]
+                hypotheses = ForcedAligner([words[i] for i in keep], self.saved.graph.spell)(
+                    log_probs[rows], lengths[rows])
+                self._set_all(chosen, hypotheses)
+                for transcript, hypothesis, row in zip(chosen, hypotheses, keep):
+                    if not hypothesis.found:
+                        transcript.error = f"the transcript ({len(words[row])} words) does not fit the audio"
+                    elif plot_dir:
+                        plot_alignment(Path(plot_dir) / f"{transcript.id}.png", log_probs[row, :int(lengths[row])],
+                                       hypothesis, self.saved.tokens, transcript, self.saved.frame_seconds)
+            yield from every
+
+    def _words_to_align(self, transcript: Transcript, texts: Mapping[str, Sequence[str]]) -> list[str] | None:
+        """The transcript's words as the lexicon spells them, or None (and `error` set)."""
+        if transcript.id not in texts:
+            transcript.error = "no transcript for this utterance id"
+            return None
+        spellings = self.saved.graph.spellings
+        words = []
+        for word in texts[transcript.id]:
+            if word in spellings:
+                words.append(word)
+            elif UNK in spellings:
+                log.warning("%s: %r is not in the lexicon, aligned as %s", transcript.id, word, UNK)
+                words.append(UNK)
+            else:
+                transcript.error = f"word {word!r} is not in the lexicon (and it has no {UNK})"
+                return None
+        return words
 
     def _load(self, utterance_id: str, path: str) -> tuple[Transcript, torch.Tensor | None]:
         """The transcript shell and the waveform (None when there is nothing to decode)."""
@@ -145,68 +161,42 @@ class Recognizer:
         transcript.duration = waveform.numel() / self.saved.sample_rate
         return transcript, waveform if waveform.numel() >= self.min_samples else None
 
-    @torch.no_grad()
-    def transcribe(self, inputs: Iterable[tuple[str, str]], batch_size: int = 8) -> Iterator[Transcript]:
-        """Transcripts in input order, decoded `batch_size` files at a time."""
+    def _batches(self, inputs: Iterable[tuple[str, str]], batch_size: int) -> Iterator[_Batch]:
+        """Batches of `batch_size` inputs: every input's transcript in order, the decodable
+        ones' transcripts, and their emissions [B, T, V] (float64, on the CPU) and lengths."""
         pending: list[tuple[Transcript, torch.Tensor | None]] = []
         for utterance_id, path in inputs:
             pending.append(self._load(utterance_id, path))
             if len(pending) == batch_size:
-                yield from self._decode(pending)
+                yield self._emissions(pending)
                 pending = []
         if pending:
-            yield from self._decode(pending)
+            yield self._emissions(pending)
 
-    def _decode(self, batch: list[tuple[Transcript, torch.Tensor | None]]) -> list[Transcript]:
-        decodable = [(t, w) for t, w in batch if w is not None]
-        if decodable:
-            features = [self.saved.featurizer(w) for _, w in decodable]
-            lengths = torch.tensor([len(f) for f in features])
-            padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
-            log_probs, out_lengths = self.model(padded, lengths.to(self.device))
-            self._fill([t for t, _ in decodable], log_probs.cpu().double(), out_lengths.cpu())
-        return [t for t, _ in batch]
+    @torch.no_grad()
+    def _emissions(self, batch: list[tuple[Transcript, torch.Tensor | None]]) -> _Batch:
+        every = [t for t, _ in batch]
+        decodable = [t for t, w in batch if w is not None]
+        waveforms = [w for _, w in batch if w is not None]
+        if not waveforms:
+            return every, decodable, torch.empty(0), torch.empty(0, dtype=torch.long)
+        features = [self.saved.featurizer(w) for w in waveforms]
+        lengths = torch.tensor([len(f) for f in features])
+        padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
+        log_probs, out_lengths = self.model(padded, lengths.to(self.device))
+        return every, decodable, log_probs.cpu().double(), out_lengths.cpu()
 
-    def _fill(self, transcripts: list[Transcript], log_probs: torch.Tensor, lengths: torch.Tensor) -> None:
-        """Set each transcript's words and times from its emissions: times come from the exact
-        search's own path, or else from a forced alignment of the words found."""
-        if self.greedy or self.prefix_beam is not None:
-            tokenizer = self.saved.tokenizer
-            found = (greedy_ctc(log_probs, lengths) if self.greedy
-                     else prefix_beam_search(log_probs, lengths, self.prefix_beam).tokens)
-            words = [tokenizer.decode(tokens).split() for tokens in found]
-            spell = tokenizer.spellings
-            if tokenizer.kind == "phone":  # the "words" are phones
-                spell = {phone: [[i]] for i, phone in enumerate(tokenizer.tokens)}.__getitem__
-        elif self.decoder is None:
-            indexes, alignment = viterbi_words(log_probs, lengths, self.graph.graph)
-            spans = word_spans(alignment, [self.graph.graph.olabel], lengths)
-            words, spell = [[self.graph.words[w] for w in ws] for ws in indexes], None
-        else:
-            result = self.decoder(log_probs, lengths)
-            indexes = result.words
-            if result.lattices is not None:
-                indexes = [self._choose(transcript, lattice) for transcript, lattice in zip(transcripts, result.lattices)]
-            words, spell = [[self.graph.words[w] for w in ws] for ws in indexes], self.graph.spellings.__getitem__
-        if spell is not None:
-            spans = force_align(log_probs, lengths, [[spell(w) for w in ws] for ws in words])[0]
-        for transcript, transcript_words, frames in zip(transcripts, words, spans):
-            self._set_words(transcript, transcript_words, frames)
-
-    def _choose(self, transcript: Transcript, lattice: graphs.Graph) -> list[int]:
-        """The best word sequence of a lattice after optional rescoring; keeps the n best."""
-        hypotheses = nbest_hypotheses(lattice, max(self.beam.nbest, 100 if self.beam.rescore_lm else 1))
-        if self.beam.rescore_lm is not None:
-            hypotheses = rescore(hypotheses, self.graph.words, self.graph.lm, self.beam.rescore_lm, self.beam.lm_scale)
-        transcript.alternatives = [(" ".join(self.graph.words[w] for w in h.words), round(h.score, 3))
-                                   for h in hypotheses[:self.beam.nbest]]
-        return hypotheses[0].words if hypotheses else []
-
-    def _set_words(self, transcript: Transcript, words: list[str], frames: list[tuple[int, int]]) -> None:
-        step = self.saved.frame_seconds
-        transcript.words = words
-        transcript.starts = [round(first * step, 3) for first, _ in frames]
-        transcript.ends = [round(min((last + 1) * step, transcript.duration), 3) for _, last in frames]
+    def _set_all(self, transcripts: Sequence[Transcript], hypotheses: Sequence[Hypothesis]) -> None:
+        """Words, times in seconds, token times and alternatives of each transcript."""
+        step, tokens = self.saved.frame_seconds, self.saved.tokens
+        for transcript, hypothesis in zip(transcripts, hypotheses):
+            end = transcript.duration
+            transcript.words = hypothesis.words
+            transcript.starts = [round(first * step, 3) for first, _ in hypothesis.spans]
+            transcript.ends = [round(min((last + 1) * step, end), 3) for _, last in hypothesis.spans]
+            transcript.tokens = [TokenSpan(tokens[token], round(first * step, 3), round(min((last + 1) * step, end), 3))
+                                 for token, first, last in hypothesis.tokens]
+            transcript.alternatives = [(" ".join(words), score) for words, score in hypothesis.alternatives]
 
 
 def _timestamp(seconds: float, separator: str) -> str:
@@ -225,6 +215,8 @@ def format_transcript(transcript: Transcript, fmt: str) -> str:
         words = [{"word": w, "start": s, "end": e} for w, s, e in zip(transcript.words, transcript.starts, transcript.ends)]
         record = {"id": transcript.id, "audio": transcript.audio, "text": transcript.text,
                   "duration": round(transcript.duration, 3), "words": words}
+        if transcript.tokens:
+            record["tokens"] = [dataclasses.asdict(span) for span in transcript.tokens]
         if transcript.alternatives:
             record["nbest"] = [{"text": text, "score": score} for text, score in transcript.alternatives]
         return json.dumps(record) + "\n"

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from asr.beam_search import WfstDecoder
+from asr.decoding import WfstDecoder
 from asr.lang import compile_hlg
 from asr.lm import estimate_kneser_ney, grammar_from_arpa, read_arpa, write_arpa
 from asr.scoring import score

@@ -6,10 +6,9 @@ import soundfile
 import torch
 
 from asr.features import Fbank, GlobalCMVN
-from asr.lang import loop_grammar
+from asr.lang import build_hlg, loop_grammar
 from asr.model import EncoderConfig, TransformerEncoder
 from asr.model_dir import Featurizer, save_model_dir
-from asr.recipe import word_graph
 from asr.tokenizer import PhoneTokenizer
 
 WORDS = ["NO", "YES"]
@@ -27,8 +26,8 @@ def model_dir(tmp_path):
         model.output.bias.copy_(torch.tensor([0.0, 1.5, 1.0]))  # emit words often, so transcripts are not empty
     fbank = Fbank(num_mel_bins=23, sample_rate=RATE)
     featurizer = Featurizer(fbank, GlobalCMVN(torch.full((23,), 10.0), torch.full((23,), 3.0)))
-    graph = word_graph(tokenizer, WORDS, {w: [[w]] for w in WORDS}, loop_grammar(2))
-    return save_model_dir(tmp_path / "model", model, tokenizer, featurizer, WORDS, graph)
+    graph = build_hlg(tokenizer.tokens, {w: [[w]] for w in WORDS}, grammar=loop_grammar(2), optimize=False)
+    return save_model_dir(tmp_path / "model", model, tokenizer, featurizer, graph)
 
 
 def noise_wav(path, seconds, seed):

@@ -5,15 +5,15 @@ import json
 import numpy as np
 import soundfile
 from asr import cli
-from asr.align import _runs
 from asr.data import Utterance, write_manifest
+from asr.decoding import token_runs
 
 from .conftest import RATE, noise_wav
 
 
 def test_runs_are_token_occurrences():
-    assert _runs([0, 1, 1, 0, 1, 2, 2, 0]) == [(1, 1, 2), (1, 4, 4), (2, 5, 6)]
-    assert _runs([0, 0]) == []
+    assert token_runs([0, 1, 1, 0, 1, 2, 2, 0]) == [(1, 1, 2), (1, 4, 4), (2, 5, 6)]
+    assert token_runs([0, 0]) == []
 
 
 def test_align_gives_the_transcript_with_ordered_times_tokens_and_plots(model_dir, tmp_path, capsys):

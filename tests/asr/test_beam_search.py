@@ -7,9 +7,8 @@ import pytest
 import torch
 
 import graphs
-from asr.beam_search import WfstDecoder
-from asr.decode import decoding_graph, viterbi_words
-from asr.lang import compile_hlg
+from asr.decoding import WfstDecoder, viterbi_words
+from asr.lang import compile_hlg, compose_hlg
 from asr.lm import estimate_kneser_ney, grammar_from_arpa
 
 SPELLINGS = {"ab": [1, 2], "a": [1], "abc": [1, 2, 3], "ba": [2, 1], "c": [3], "cc": [3, 3], "ab2": [1, 2]}
@@ -31,7 +30,7 @@ def hlg(lm, **options):
 def exact_viterbi(lm, log_probs, lengths):
     """Best word sequences through H o L o G built without disambiguation or optimization
     (back-off epsilons removed in the tropical semiring: a path's weight is its best route)."""
-    reference = decoding_graph(4, LEXICON, graphs.remove_epsilon(grammar_from_arpa(lm, WORDS), "tropical"))
+    reference = compose_hlg(4, LEXICON, graphs.remove_epsilon(grammar_from_arpa(lm, WORDS), "tropical"))
     reference = graphs.remove_epsilon(reference, "tropical")  # (the arc of an empty sentence, from G's </s>)
     keep = reference.ilabel != graphs.EPSILON  # is left for the empty sequence, which no utterance here is
     reference = graphs.Graph.from_arrays(reference.src[keep], reference.dst[keep], reference.ilabel[keep],
@@ -94,7 +93,7 @@ def test_bad_input_is_a_clear_error_and_no_frames_give_no_words(lm):
         WfstDecoder(hlg(lm), beam=0)
     result = decoder(torch.zeros(2, 5, 4).log_softmax(-1), [0, 5])
     assert result.words[0] == [] and result.reached_final == [True, True]  # the empty sentence, <s> </s>
-    one_word_at_least = decoding_graph(4, LEXICON, graphs.Graph.from_arrays(
+    one_word_at_least = compose_hlg(4, LEXICON, graphs.Graph.from_arrays(
         [0, 1], [1, 1], [0, 1], weight=[0.0, 0.0], start=[0], accept=[1]))
     result = WfstDecoder(one_word_at_least)(torch.zeros(2, 5, 4).log_softmax(-1), [0, 5])
     assert result.reached_final == [False, True]  # Kaldi's fallback: the best token, final or not
@@ -103,7 +102,7 @@ def test_bad_input_is_a_clear_error_and_no_frames_give_no_words(lm):
 def exact_word_sequence_scores(lm, log_probs, length, max_words=4):
     """Best score of every word sequence up to max_words words, by Viterbi through the
     reference graph restricted to that sequence."""
-    reference = graphs.remove_epsilon(decoding_graph(4, LEXICON, graphs.remove_epsilon(
+    reference = graphs.remove_epsilon(compose_hlg(4, LEXICON, graphs.remove_epsilon(
         grammar_from_arpa(lm, WORDS), "tropical")), "tropical")
     keep = reference.ilabel != graphs.EPSILON
     reference = graphs.Graph.from_arrays(reference.src[keep], reference.dst[keep], reference.ilabel[keep],

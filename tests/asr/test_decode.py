@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import graphs
-from asr.decode import decoding_graph, force_align, greedy_ctc, viterbi_words
+from asr.decoding import force_align, greedy_ctc, viterbi_words
+from asr.lang import compose_hlg
 
 
 def collapse(path, blank=0):
@@ -36,7 +37,7 @@ def test_viterbi_words_is_the_best_allowed_word_sequence():
     # Words 0 = "yes" (tokens 1 2), 1 = "no" (token 3); grammar: exactly two words.
     pronunciations = [(0, [1, 2]), (1, [3])]
     grammar = graphs.Graph.from_arrays([0, 0, 1, 1], [1, 1, 2, 2], [0, 1, 0, 1], start=[0], accept=[2])
-    hlg = decoding_graph(4, pronunciations, grammar)
+    hlg = compose_hlg(4, pronunciations, grammar)
     torch.manual_seed(0)
     log_probs = torch.randn(3, 6, 4, dtype=torch.float64).log_softmax(-1)
     lengths = [6, 5, 3]

@@ -58,13 +58,12 @@ def test_hlg_scores_every_word_sequence_as_the_plain_composition_does():
     """HLG = H o min(det(L o G)) keeps, for every word sequence, the log-sum over frame
     alignments and back-off paths of H o L o G built without disambiguation, determinization
     or minimization (G's back-off arcs plain epsilons)."""
-    from asr.decode import decoding_graph
-    from asr.lang import compile_hlg
+    from asr.lang import compile_hlg, compose_hlg
     from asr.lm import grammar_from_arpa
 
     words, lexicon, lm = _random_lm_setup(0)
     hlg = compile_hlg(4, lexicon, grammar_from_arpa(lm, words, backoff_label=len(words)), backoff_label=len(words))
-    reference = decoding_graph(4, lexicon, graphs.remove_epsilon(grammar_from_arpa(lm, words)))
+    reference = compose_hlg(4, lexicon, graphs.remove_epsilon(grammar_from_arpa(lm, words)))
     assert hlg.num_arcs < reference.num_arcs
     torch.manual_seed(0)
     log_probs = torch.randn(3, 10, 4, dtype=torch.float64).log_softmax(-1)

@@ -6,8 +6,7 @@ import math
 import pytest
 import torch
 
-from asr.decode import greedy_ctc
-from asr.prefix_search import prefix_beam_search
+from asr.decoding import greedy_ctc, prefix_beam_search
 
 
 def collapse(path, blank=0):

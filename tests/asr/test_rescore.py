@@ -5,9 +5,8 @@ import random
 import pytest
 import torch
 
-from asr.beam_search import WfstDecoder
+from asr.decoding import WfstDecoder, lattice_nbest, rescore
 from asr.lm import estimate_kneser_ney
-from asr.rescore import nbest_hypotheses, rescore
 
 from .test_beam_search import WORDS, hlg
 
@@ -28,7 +27,7 @@ def test_rescoring_a_wide_lattice_with_a_new_lm_finds_what_decoding_with_it_find
     lattices = WfstDecoder(hlg(old_lm), lattice_beam=1e9, **unpruned)(log_probs, lengths).lattices
     direct = WfstDecoder(hlg(new_lm), **unpruned)(log_probs, lengths)
     for b in range(2):
-        hypotheses = nbest_hypotheses(lattices[b], 100_000)
+        hypotheses = lattice_nbest(lattices[b], 100_000)
         assert [h.score for h in hypotheses] == sorted((h.score for h in hypotheses), reverse=True)
         unchanged = rescore(hypotheses, WORDS, old_lm, old_lm)
         assert [h.score for h in unchanged] == pytest.approx([h.score for h in hypotheses])

@@ -29,10 +29,12 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
                  "--exp-dir", str(tmp_path / "exp"), "--config", str(tmp_path / "config.json"), "--lm-order", "2"]
     assert cli.main(arguments) == 0
     saved = load_model_dir(tmp_path / "exp" / "model")
-    assert saved.words == ["NO", "YES"] and saved.tokens[:2] == ["<blk>", "|"]
+    assert saved.graph.words == ["NO", "YES"] and saved.tokens[:2] == ["<blk>", "|"]
     assert (tmp_path / "exp" / "lm.arpa").read_text().startswith("\\data\\")
-    assert (saved.graph.ilabel == -1).any()  # an LM graph: back-off and word-end epsilon arcs, so beam search
-    assert saved.decoding == {"lm_scale": DEFAULT_LM_SCALE} and Recognizer(saved).beam.lm_scale == DEFAULT_LM_SCALE
+    assert saved.graph.lm is not None  # the graph keeps its LM, so its lattices can be rescored
+    assert (saved.graph.graph.ilabel == -1).any()  # back-off and word-end epsilon arcs, so beam search
+    decoder = Recognizer(saved).decoder
+    assert saved.decoding == {"lm_scale": DEFAULT_LM_SCALE} and decoder.options.lm_scale == DEFAULT_LM_SCALE
     weights = {k: v.clone() for k, v in saved.model.state_dict().items()}
     assert cli.main(arguments) == 0  # everything is checkpointed: the rerun resumes after the last epoch
     again = load_model_dir(tmp_path / "exp" / "model").model.state_dict()
@@ -40,6 +42,11 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
     capsys.readouterr()
     assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav")]) == 0
     assert set(capsys.readouterr().out.split()[1:]) <= {"YES", "NO"}
+    # the model directory's graph keeps the LM `asr train` estimated: its lattices can be rescored
+    assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav"), "--nbest", "3",
+                     "--rescore-lm", str(tmp_path / "exp" / "lm.arpa"), "-f", "json"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert 1 <= len(record["nbest"]) <= 3 and record["nbest"][0]["text"] == record["text"]
     # lexicon-free: CTC prefix beam search over the characters, word times by forced alignment
     assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav"), "--prefix-beam", "4",
                      "-f", "json"]) == 0

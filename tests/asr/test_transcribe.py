@@ -9,7 +9,7 @@ import torch
 
 from asr import cli
 from asr.data import Utterance, write_manifest
-from asr.decode import viterbi_words
+from asr.decoding import viterbi_words
 from asr.model_dir import load_model_dir
 from asr.transcribe import Recognizer, Transcript, find_inputs, format_transcript
 
@@ -43,7 +43,7 @@ def test_transcripts_are_the_best_graph_path_whatever_the_batch(model_dir, tmp_p
         waveform = torch.from_numpy(soundfile.read(path, dtype="float32")[0])
         features = saved.featurizer(waveform)[None]
         log_probs, lengths = saved.model(features, torch.tensor([features.shape[1]]))
-        expected, _ = viterbi_words(log_probs.detach().double(), lengths, saved.graph)
+        expected, _ = viterbi_words(log_probs.detach().double(), lengths, saved.graph.graph)
         assert transcript.words == [WORDS[w] for w in expected[0]]
         assert transcript.starts == sorted(transcript.starts)
         assert all(0 <= s <= e <= transcript.duration for s, e in zip(transcript.starts, transcript.ends))
@@ -94,8 +94,11 @@ def test_model_dir_with_mismatched_tokens_is_a_clear_error(model_dir):
     (model_dir / "tokens.txt").write_text("<blk> 0\nNO 1\n")
     with pytest.raises(ValueError, match="tokens.txt has 2 tokens but the model outputs 3"):
         load_model_dir(model_dir)
-    (model_dir / "HLG.pt").unlink()
-    with pytest.raises(ValueError, match="not a model directory .*HLG.pt"):
+    (model_dir / "tokens.txt").write_text("<blk> 0\nYES 1\nNO 2\n")
+    with pytest.raises(ValueError, match="graph/tokens.txt differs from the model's token set"):
+        load_model_dir(model_dir)
+    (model_dir / "graph" / "HLG.pt").unlink()
+    with pytest.raises(ValueError, match="graph: not a graph directory .*HLG.pt"):
         load_model_dir(model_dir)
 
 
@@ -161,7 +164,7 @@ def test_prefix_beam_needs_a_character_or_word_piece_model(model_dir, tmp_path, 
 def test_greedy_output_is_the_best_token_of_every_frame_merged(model_dir, tmp_path, capsys):
     saved = load_model_dir(model_dir)
     path = noise_wav(tmp_path / "a.wav", 1.5, 3)
-    (transcript,) = Recognizer(saved, greedy=True).transcribe([("a", str(path))])
+    (transcript,) = Recognizer(saved, saved.decoder(greedy=True)).transcribe([("a", str(path))])
     features = saved.featurizer(torch.from_numpy(soundfile.read(path, dtype="float32")[0]))[None]
     best = saved.model(features, torch.tensor([features.shape[1]]))[0][0].argmax(-1).tolist()
     merged = [saved.tokens[t] for i, t in enumerate(best) if t != 0 and (i == 0 or best[i - 1] != t)]
@@ -170,7 +173,7 @@ def test_greedy_output_is_the_best_token_of_every_frame_merged(model_dir, tmp_pa
     assert cli.main(["transcribe", str(model_dir), str(path), "--greedy"]) == 0
     assert capsys.readouterr().out == f"a {' '.join(merged)}\n"
     assert cli.main(["transcribe", str(model_dir), str(path), "--greedy", "--beam", "8"]) == 2
-    assert "--greedy decodes without a graph" in capsys.readouterr().err
+    assert "greedy decoding uses no search" in capsys.readouterr().err
 
 
 def test_audio_below_the_model_rate_is_decoded_with_a_warning_naming_file_and_rates(model_dir, tmp_path, capsys):

@@ -19,7 +19,7 @@ def test_yesno_recipe_reaches_its_word_error_rate(run_recipe):
     # An untrained model scores ~80%.
     assert results["wer"] == 0.0, stdout[-2000:]
     assert "%WER" in stdout
-    hypotheses = dict(line.split(" ", 1) for line in (exp / "hyp.txt").read_text().splitlines())
+    hypotheses = dict(line.split(" ", 1) for line in (exp / "hyp_test.txt").read_text().splitlines())
     assert len(hypotheses) == 29
     saved = load_model_dir(exp / "model")
-    assert saved.model.config.vocab_size == 3 and saved.words == ["NO", "YES"] and saved.graph.num_arcs > 0
+    assert saved.model.config.vocab_size == 3 and saved.graph.words == ["NO", "YES"] and saved.graph.graph.num_arcs > 0

@@ -1,59 +1,23 @@
-"""Decoding emissions into token and word sequences: greedy CTC, and Viterbi through a decoding graph.
+"""Forced alignment: the best frame path of known words, for `asr align` and for the word
+times of every search that finds words without a frame path (beam, prefix and greedy search).
 
-The decoding graph HLG maps frame labels to words: H is the CTC topology, L the lexicon,
-G the grammar (an acceptor over words). Its best path through the emissions is found by
-`graphs.align_dense`; the words are the output labels of the arcs taken. Large graphs
-(`asr.lang.compile_hlg`, with epsilon arcs) are searched with `WfstDecoder` (beam search);
-`prefix_beam_search` decodes without a lexicon (characters or word pieces).
+Words are given as token spellings (any of a word's spellings may be taken); each
+utterance's words become a chain graph composed with the lexicon of its spellings and the
+CTC topology, and all utterances are aligned in one batched `graphs.align_dense`.
 """
 
 from __future__ import annotations
 
 import bisect
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
 import graphs
 
-from .beam_search import BeamSearchResult, WfstDecoder
-from .prefix_search import PrefixSearchResult, prefix_beam_search
+from .hypothesis import Hypothesis, hypotheses_from_path
 
-__all__ = ["BeamSearchResult", "PrefixSearchResult", "WfstDecoder", "decoding_graph", "force_align", "greedy_ctc",
-           "prefix_beam_search", "viterbi_words", "word_spans"]
-
-
-def greedy_ctc(log_probs: torch.Tensor, lengths, blank: int = 0) -> list[list[int]]:
-    """Best label per frame, repeats merged and blanks dropped, for each utterance."""
-    best = log_probs.argmax(-1)
-    lengths = torch.as_tensor(lengths, device=best.device)
-    frames = torch.arange(best.shape[1], device=best.device)
-    previous = torch.cat([torch.full_like(best[:, :1], -1), best[:, :-1]], dim=1)
-    keep = (best != previous) & (best != blank) & (frames.unsqueeze(0) < lengths.unsqueeze(1))
-    counts = keep.sum(dim=1).tolist()
-    return [row.tolist() for row in torch.split(best[keep], counts)]
-
-
-def decoding_graph(num_tokens: int, pronunciations, grammar: graphs.Graph, blank: int = 0) -> graphs.Graph:
-    """H o (L o G): frame labels in, words out. `pronunciations` are (word, tokens) pairs;
-    `grammar` is an acceptor over the same word labels (without epsilon inputs)."""
-    lexicon = graphs.arc_sort(graphs.lexicon_graph(pronunciations), by="olabel")
-    words = graphs.compose(lexicon, grammar)
-    return graphs.compose(graphs.ctc_topology(num_tokens, blank), words)
-
-
-def viterbi_words(log_probs: torch.Tensor, lengths, graph: graphs.Graph
-                  ) -> tuple[list[list[int]], graphs.DenseAlignment]:
-    """Word labels on the best path of each utterance through `graph` (shared by the batch),
-    and that path (`.score` [B], -inf where no path fits the utterance; `.arcs` and `.labels`
-    per frame, for word times)."""
-    alignment = graphs.align_dense(log_probs, lengths, graph)
-    olabel = graph.olabel.to(alignment.arcs.device)
-    taken = alignment.arcs >= 0
-    words = torch.where(taken, olabel[alignment.arcs.clamp(min=0)], torch.full_like(alignment.arcs, graphs.EPSILON))
-    keep = words != graphs.EPSILON
-    counts = keep.sum(dim=1).tolist()
-    return [row.tolist() for row in torch.split(words[keep], counts)], alignment
+Spell = Callable[[str], Sequence[Sequence[int]]]  # a word's token spellings
 
 
 def word_spans(alignment: graphs.DenseAlignment, olabels: Sequence[torch.Tensor], lengths, blank: int = 0
@@ -101,3 +65,28 @@ def force_align(log_probs: torch.Tensor, lengths, transcripts: Sequence[Sequence
     paths = graphs.compose([topology] * len(spelled), spelled)
     alignment = graphs.align_dense(log_probs, lengths, [p.to(dtype=log_probs.dtype) for p in paths])
     return word_spans(alignment, [p.olabel for p in paths], lengths, blank), alignment
+
+
+def aligned_hypotheses(log_probs: torch.Tensor, lengths, words: Sequence[Sequence[str]], spell: Spell,
+                       scores: Sequence[float] | None = None) -> list[Hypothesis]:
+    """Hypotheses of `words` (found by a search) with frame times from their forced alignment;
+    `scores` are the search's own scores (default: the alignment's)."""
+    spans, alignment = force_align(log_probs, lengths, [[spell(w) for w in ws] for ws in words])
+    hypotheses = hypotheses_from_path(words, spans, alignment, lengths)
+    if scores is not None:
+        for hypothesis, score in zip(hypotheses, scores):
+            hypothesis.score = float(score)
+    return hypotheses
+
+
+class ForcedAligner:
+    """A decoder that finds no words but aligns the given ones: `texts[b]` are utterance b's
+    words, spelled by `spell`. A hypothesis whose words cannot fit its frames has score -inf."""
+
+    def __init__(self, texts: Sequence[Sequence[str]], spell: Spell):
+        self.texts, self.spell = texts, spell
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        if len(self.texts) != log_probs.shape[0]:
+            raise ValueError(f"forced alignment: {len(self.texts)} transcripts for a batch of {log_probs.shape[0]}")
+        return aligned_hypotheses(log_probs, lengths, self.texts, self.spell)

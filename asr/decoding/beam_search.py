@@ -14,12 +14,19 @@ frame, previous record), so memory grows with the words hypothesized, not with f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
 import torch
 
 import graphs
+
+from ..lm import NgramLM
+from .align import aligned_hypotheses
+from .graph import DecodingGraph
+from .hypothesis import Hypothesis
+from .lattice import lattice_nbest, rescore
 
 NEG_INF = float("-inf")
 MAX_LATTICE_PATHS = 1_000_000  # word lattices with more paths are left undeterminized (see BeamSearchResult)
@@ -43,6 +50,77 @@ determinized: a word sequence may then have several paths."""
     score: torch.Tensor
     reached_final: list[bool]
     lattices: list[graphs.Graph] | None = None
+
+
+@dataclass
+class BeamOptions:
+    """Beam search settings. `nbest` > 1 or a `rescore_lm` make word lattices (within
+    `lattice_beam`); the `nbest` best word sequences (after rescoring the lattice's
+    `RESCORED_PATHS` best with `rescore_lm`, when given) become the hypotheses' alternatives."""
+
+    beam: float = 16.0
+    max_active: int = 2000
+    lm_scale: float = 1.0
+    word_score: float = 0.0
+    lattice_beam: float = 8.0
+    nbest: int = 1
+    rescore_lm: NgramLM | None = None
+
+    RESCORED_PATHS = 100
+
+    @property
+    def wants_lattices(self) -> bool:
+        return self.nbest > 1 or self.rescore_lm is not None
+
+    @classmethod
+    def numeric(cls, options: object, where: str) -> dict[str, float]:
+        """`options` checked as settings of numbers (a model directory's decoding.json):
+        ValueError naming `where` for anything else."""
+        names = [field.name for field in dataclasses.fields(cls) if field.name != "rescore_lm"]
+        if not isinstance(options, dict) or set(options) - set(names) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in options.values()):
+            raise ValueError(f"{where}: expected an object of numbers with keys among {', '.join(names)}, "
+                             f"got {options!r}")
+        return dict(options)
+
+
+class BeamSearchDecoder:
+    """WFST beam search (`WfstDecoder`) through a decoding graph, with n-best lists and LM
+    rescoring from word lattices when the options ask for them; word times by forced
+    alignment of the words found."""
+
+    def __init__(self, graph: DecodingGraph, options: BeamOptions | None = None, device: str | torch.device = "cpu"):
+        self.graph, self.options = graph, options or BeamOptions()
+        if self.options.rescore_lm is not None and graph.lm is None:
+            raise ValueError("rescoring needs the LM the graph was compiled with (lm.arpa in its directory)")
+        o = self.options
+        self.search = WfstDecoder(graph.graph, o.beam, o.max_active, o.lm_scale, o.word_score, device,
+                                  lattice_beam=o.lattice_beam if o.wants_lattices else None)
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        result = self.search(log_probs, lengths)
+        labels, scores = result.words, result.score.tolist()
+        alternatives: list[list[tuple[list[str], float]]] = [[] for _ in labels]
+        if result.lattices is not None:
+            for b, lattice in enumerate(result.lattices):
+                ranked = self._ranked(lattice)
+                alternatives[b] = [(self._words(h.words), round(h.score, 3)) for h in ranked[:self.options.nbest]]
+                labels[b], scores[b] = (ranked[0].words, ranked[0].score) if ranked else ([], scores[b])
+        hypotheses = aligned_hypotheses(log_probs, lengths, [self._words(ws) for ws in labels], self.graph.spell, scores)
+        for hypothesis, alternative in zip(hypotheses, alternatives):
+            hypothesis.alternatives = alternative
+        return hypotheses
+
+    def _ranked(self, lattice: graphs.Graph):
+        """The lattice's best word sequences, rescored with the options' LM when there is one."""
+        o = self.options
+        ranked = lattice_nbest(lattice, max(o.nbest, o.RESCORED_PATHS if o.rescore_lm else 1))
+        if o.rescore_lm is not None:
+            ranked = rescore(ranked, self.graph.words, self.graph.lm, o.rescore_lm, o.lm_scale)
+        return ranked
+
+    def _words(self, labels: list[int]) -> list[str]:
+        return [self.graph.words[w] for w in labels]
 
 
 class _Arcs:

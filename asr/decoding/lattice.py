@@ -14,19 +14,19 @@ from typing import Sequence
 
 import graphs
 
-from .lm import LN10, NgramLM
+from ..lm import LN10, NgramLM
 
 
 @dataclass
-class Hypothesis:
+class ScoredWords:
     """A word sequence (graph output labels) and its total score."""
 
     words: list[int]
     score: float
 
 
-def nbest_hypotheses(lattice: graphs.Graph, n: int) -> list[Hypothesis]:
-    """The n best word sequences of a word lattice (`BeamSearchResult.lattices[b]`), best
+def lattice_nbest(lattice: graphs.Graph, n: int) -> list[ScoredWords]:
+    """The n best word sequences of a word lattice (`WfstDecoder`'s `BeamSearchResult.lattices[b]`), best
     first. In a lattice left undeterminized, a sequence may have several paths: the best is
     kept, and the list may then be shorter than n."""
     hypotheses, seen = [], set()
@@ -35,17 +35,17 @@ def nbest_hypotheses(lattice: graphs.Graph, n: int) -> list[Hypothesis]:
         words = [int(w) for w in ordered.olabel.tolist() if w != graphs.EPSILON]
         if tuple(words) not in seen:
             seen.add(tuple(words))
-            hypotheses.append(Hypothesis(words, float(ordered.weight.sum())))
+            hypotheses.append(ScoredWords(words, float(ordered.weight.sum())))
     return hypotheses
 
 
-def rescore(hypotheses: Sequence[Hypothesis], words: Sequence[str], old_lm: NgramLM, new_lm: NgramLM,
-            lm_scale: float = 1.0) -> list[Hypothesis]:
+def rescore(hypotheses: Sequence[ScoredWords], words: Sequence[str], old_lm: NgramLM, new_lm: NgramLM,
+            lm_scale: float = 1.0) -> list[ScoredWords]:
     """The hypotheses with the old LM's contribution replaced by the new LM's, best first.
     A sentence the new LM gives probability zero (an unknown word and no <unk>) gets -inf."""
     rescored = []
     for hypothesis in hypotheses:
         sentence = [words[w] for w in hypothesis.words]
         change = new_lm.sentence_log10_prob(sentence) - old_lm.sentence_log10_prob(sentence)
-        rescored.append(Hypothesis(hypothesis.words, hypothesis.score + lm_scale * LN10 * change))
+        rescored.append(ScoredWords(hypothesis.words, hypothesis.score + lm_scale * LN10 * change))
     return sorted(rescored, key=lambda h: h.score, reverse=True)

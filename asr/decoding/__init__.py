@@ -1,0 +1,26 @@
+"""Every search from emissions to words, behind one protocol:
+`decoder(log_probs [B, T, V], lengths [B]) -> list[Hypothesis]`.
+
+    ViterbiDecoder      exact best path through a graph without epsilon input arcs
+    BeamSearchDecoder   WFST beam search through any HLG; n-best and LM rescoring from lattices
+    PrefixBeamDecoder   CTC prefix beam search, no graph (character and word-piece models)
+    GreedyDecoder       the best token of every frame, no search
+    ForcedAligner       the best path of known words (`asr align`)
+
+The graph they search is a `DecodingGraph` (graph, words, tokens, spellings, LM; one folder
+format). Every hypothesis carries word and token times in encoder frames.
+"""
+
+from .align import ForcedAligner, force_align, word_spans
+from .beam_search import BeamOptions, BeamSearchDecoder, WfstDecoder
+from .graph import DecodingGraph
+from .greedy import GreedyDecoder, PrefixBeamDecoder, greedy_ctc
+from .hypothesis import Decoder, Hypothesis, token_runs
+from .lattice import ScoredWords, lattice_nbest, rescore
+from .prefix_search import prefix_beam_search
+from .viterbi import ViterbiDecoder, viterbi_words
+
+__all__ = ["BeamOptions", "BeamSearchDecoder", "Decoder", "DecodingGraph", "ForcedAligner", "GreedyDecoder",
+           "Hypothesis", "PrefixBeamDecoder", "ScoredWords", "ViterbiDecoder", "WfstDecoder", "force_align",
+           "greedy_ctc", "lattice_nbest", "prefix_beam_search", "rescore", "token_runs", "viterbi_words",
+           "word_spans"]

@@ -1,0 +1,57 @@
+"""Decoding without a graph: greedy CTC (the best token of every frame) and CTC prefix beam
+search, both read back into words by the tokenizer; word times by forced alignment of those
+words. A phone model's "words" are its phones."""
+
+from __future__ import annotations
+
+import torch
+
+from ..tokenizer import Tokenizer
+from .align import Spell, aligned_hypotheses
+from .hypothesis import Hypothesis
+from .prefix_search import prefix_beam_search
+
+
+def greedy_ctc(log_probs: torch.Tensor, lengths, blank: int = 0) -> list[list[int]]:
+    """Best label per frame, repeats merged and blanks dropped, for each utterance."""
+    best = log_probs.argmax(-1)
+    lengths = torch.as_tensor(lengths, device=best.device)
+    frames = torch.arange(best.shape[1], device=best.device)
+    previous = torch.cat([torch.full_like(best[:, :1], -1), best[:, :-1]], dim=1)
+    keep = (best != previous) & (best != blank) & (frames.unsqueeze(0) < lengths.unsqueeze(1))
+    counts = keep.sum(dim=1).tolist()
+    return [row.tolist() for row in torch.split(best[keep], counts)]
+
+
+def _word_speller(tokenizer: Tokenizer) -> Spell:
+    """Spellings of the words `tokenizer.decode` returns: its own, or for phones the phone."""
+    if tokenizer.kind == "phone":
+        phones = {phone: [[i]] for i, phone in enumerate(tokenizer.tokens)}
+        return phones.__getitem__
+    return tokenizer.spellings
+
+
+class GreedyDecoder:
+    """The best token of every frame, repeats and blanks dropped (`greedy_ctc`), as words."""
+
+    def __init__(self, tokenizer: Tokenizer):
+        self.tokenizer, self.spell = tokenizer, _word_speller(tokenizer)
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        words = [self.tokenizer.decode(tokens).split() for tokens in greedy_ctc(log_probs, lengths)]
+        return aligned_hypotheses(log_probs, lengths, words, self.spell)
+
+
+class PrefixBeamDecoder:
+    """CTC prefix beam search keeping `beam` prefixes (`prefix_beam_search`): any word the
+    tokens can spell may come out. For character and word-piece models."""
+
+    def __init__(self, tokenizer: Tokenizer, beam: int):
+        if tokenizer.kind == "phone":
+            raise ValueError("lexicon-free decoding needs a character or word-piece model; this one outputs phones")
+        self.tokenizer, self.beam, self.spell = tokenizer, beam, _word_speller(tokenizer)
+
+    def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        found = prefix_beam_search(log_probs, lengths, self.beam)
+        words = [self.tokenizer.decode(tokens).split() for tokens in found.tokens]
+        return aligned_hypotheses(log_probs, lengths, words, self.spell, found.score.tolist())
