@@ -163,9 +163,9 @@ class GlobalCMVN:
 class SpecAugment(torch.nn.Module):
     """SpecAugment frequency and time masks on [T, F] or [B, T, F] features, in training mode only.
 
-    Each example gets its own masks (torchaudio's iid masks) and is augmented with
-    probability `p`. Frequency masks are up to `freq_width` bins wide, time masks up
-    to `time_width` times the (padded) length. Masked values are 0, torchaudio's fill.
+    Each example gets its own masks and is augmented with probability `p`. A mask's width is
+    uniform over whole numbers in [0, `freq_width`) bins, or [0, `time_width` times the (padded)
+    length) frames, and its start uniform over the positions where it fits. Masked values are 0.
     """
 
     def __init__(self, freq_masks: int = 2, freq_width: int = 27, time_masks: int = 2,
@@ -173,9 +173,11 @@ class SpecAugment(torch.nn.Module):
         super().__init__()
         if not (0.0 <= time_width <= 1.0 and 0.0 <= p <= 1.0):
             raise ValueError(f"time_width and p must lie in [0, 1], got {time_width} and {p}")
-        self.freq_masks, self.time_masks = freq_masks, time_masks
+        if min(freq_masks, freq_width, time_masks) < 0:
+            raise ValueError(f"freq_masks, freq_width and time_masks must be >= 0, got {freq_masks}, {freq_width} "
+                             f"and {time_masks}")
+        self.freq_masks, self.freq_width, self.time_masks = freq_masks, freq_width, time_masks
         self.time_width, self.p = time_width, p
-        self.freq_masking = torchaudio.transforms.FrequencyMasking(freq_width, iid_masks=True)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -183,17 +185,23 @@ class SpecAugment(torch.nn.Module):
         if features.dim() not in (2, 3):
             raise ValueError(f"SpecAugment takes [T, F] or [B, T, F], got shape {tuple(features.shape)}")
         batch = features if features.dim() == 3 else features.unsqueeze(0)
-        x = batch.transpose(1, 2)  # torchaudio masks [..., freq, time]
-        for _ in range(self.freq_masks):
-            x = self.freq_masking(x)
-        time_masking = torchaudio.transforms.TimeMasking(int(self.time_width * x.shape[-1]), iid_masks=True)
-        for _ in range(self.time_masks):
-            x = time_masking(x)
-        x = x.transpose(1, 2)
+        (B, T, F), device = batch.shape, batch.device
+        bands = _random_spans(B, F, self.freq_masks, self.freq_width, device)  # [B, F]
+        frames = _random_spans(B, T, self.time_masks, int(self.time_width * T), device)  # [B, T]
+        masked = bands[:, None, :] | frames[:, :, None]
         if self.p < 1.0:
-            chosen = torch.rand(x.shape[0], device=x.device) < self.p
-            x = torch.where(chosen[:, None, None], x, batch)
-        return x if features.dim() == 3 else x.squeeze(0)
+            masked &= (torch.rand(B, device=device) < self.p)[:, None, None]
+        out = batch.masked_fill(masked, 0.0)
+        return out if features.dim() == 3 else out.squeeze(0)
+
+
+def _random_spans(batch: int, size: int, count: int, max_width: float, device: torch.device) -> torch.Tensor:
+    """[batch, size] bool: the union of `count` spans per row, each of a whole width uniform in [0, max_width)
+    and starting uniformly where it fits, so every position, the last included, can be masked."""
+    widths = (torch.rand(batch, count, 1, device=device) * max_width).floor()
+    starts = (torch.rand(batch, count, 1, device=device) * (size - widths + 1)).floor()
+    position = torch.arange(size, device=device)
+    return ((position >= starts) & (position < starts + widths)).any(dim=1)
 
 
 class NoiseBursts(torch.nn.Module):

@@ -238,6 +238,20 @@ def test_specaugment_batch_masks_are_per_example():
     assert 0 < kept.sum() < 8
 
 
+def test_specaugment_widths_and_starts_are_uniform_per_example():
+    # One mask of each kind on 4,000 examples: widths uniform over 0..width-1, starts anywhere the mask fits.
+    torch.manual_seed(0)
+    out = SpecAugment(freq_masks=1, freq_width=10, time_masks=1, time_width=0.1)(torch.ones(4000, 100, 40))
+    zero = _masked_cells(out)
+    bands, frames = zero.all(dim=1), zero.all(dim=2)  # [B, F], [B, T]
+    for masked, width, size in ((bands, 10, 40), (frames, 10, 100)):
+        widths = masked.sum(1)
+        assert torch.equal(widths.unique(), torch.arange(width))  # 0 .. width - 1, each example its own
+        assert abs(widths.float().mean().item() - (width - 1) / 2) < 0.2
+        assert masked[:, 0].any() and masked[:, -1].any()  # both ends reachable
+        assert (masked.float().mean(0) <= 2 * width / size).all()  # no position favoured much
+
+
 def _raw(cmvn: GlobalCMVN, features: torch.Tensor) -> torch.Tensor:
     return features * cmvn.std + cmvn.mean
 
