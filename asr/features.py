@@ -1,5 +1,5 @@
 """Acoustic features: Kaldi-compatible log-mel fbank, global CMVN, SpecAugment, noise bursts,
-speed perturbation, band limiting.
+resampling, speed perturbation, band limiting.
 
 Typical order: `speed_perturb` and `band_limit` (training only) on the waveform, `Fbank`, then
 `GlobalCMVN.apply`, then `NoiseBursts` and `SpecAugment` (its masks fill with 0, which after
@@ -15,8 +15,9 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+import soxr
 import torch
-import torchaudio
 
 from .files import write_atomic
 
@@ -289,6 +290,22 @@ class NoiseBursts(torch.nn.Module):
         return spectrum[:, :, None, :] + self.flicker * torch.randn(B, count, T, F, device=device)
 
 
+def resample(waveform: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
+    """`waveform` [..., num_samples] resampled from `from_rate` to `to_rate` Hz, ceil(num_samples * to_rate /
+    from_rate) samples long, in its dtype and on its device. soxr's "HQ" filter: flat to 91% of the lower rate's
+    Nyquist frequency and over 100 dB down from that frequency on, so nothing aliases."""
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got from_rate={from_rate} and to_rate={to_rate}")
+    if from_rate == to_rate:
+        return waveform
+    num_samples = waveform.shape[-1]
+    channels = waveform.detach().cpu().reshape(math.prod(waveform.shape[:-1]), num_samples).T.numpy()  # soxr: [n, c]
+    out = soxr.resample(np.ascontiguousarray(channels), from_rate, to_rate, quality="HQ")
+    out = torch.from_numpy(out.T).reshape(*waveform.shape[:-1], out.shape[0]).to(waveform.device)
+    length = -(-num_samples * to_rate // from_rate)  # soxr rounds; ceil keeps lengths as they were
+    return torch.nn.functional.pad(out, (0, length - out.shape[-1]))
+
+
 def band_limit(waveform: torch.Tensor, sample_rate: int, rate: int) -> torch.Tensor:
     """The waveform as if recorded at `rate` Hz and resampled to `sample_rate`: nothing above
     rate / 2 (telephone and 8 kHz corpora read by a 16 kHz model). Same length."""
@@ -296,9 +313,7 @@ def band_limit(waveform: torch.Tensor, sample_rate: int, rate: int) -> torch.Ten
         raise ValueError(f"a band limit must be a sample rate in (0, {sample_rate}], got {rate}")
     if rate == sample_rate:
         return waveform
-    narrow = torchaudio.functional.resample(torchaudio.functional.resample(waveform, sample_rate, rate), rate,
-                                            sample_rate)
-    return torch.nn.functional.pad(narrow, (0, waveform.shape[-1] - narrow.shape[-1]))[..., : waveform.shape[-1]]
+    return resample(resample(waveform, sample_rate, rate), rate, sample_rate)[..., : waveform.shape[-1]]
 
 
 def speed_perturb(waveform: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
@@ -310,4 +325,4 @@ def speed_perturb(waveform: torch.Tensor, sample_rate: int, factor: float) -> to
         raise ValueError(f"speed factor must be positive, got {factor}")
     if factor == 1.0:
         return waveform
-    return torchaudio.functional.resample(waveform, round(sample_rate * factor), sample_rate)
+    return resample(waveform, round(sample_rate * factor), sample_rate)

@@ -1,5 +1,5 @@
 """asr.features: fbank against a known tone and against kaldi-native-fbank, frame counts, CMVN, SpecAugment,
-noise bursts, speed perturbation."""
+noise bursts, resampling, speed perturbation."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import soundfile
 import torch
 
 from asr.audio import load_audio
-from asr.features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment, speed_perturb
+from asr.features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment, resample, speed_perturb
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data"
 YESNO = DATA / "yesno" / "waves_yesno"
@@ -307,3 +307,28 @@ def test_speed_perturb_changes_length_and_pitch(factor):
     spectrum = torch.fft.rfft(out).abs()
     assert abs(spectrum.argmax().item() * rate / out.numel() - 1000 * factor) < 5
     assert speed_perturb(tone, rate, 1.0) is tone
+
+
+@pytest.mark.parametrize("from_rate, to_rate", [(16000, 8000), (8000, 16000), (22050, 16000), (16000, 44100)])
+def test_resampled_tone_keeps_its_frequency_and_level(from_rate, to_rate):
+    t = torch.arange(from_rate) / from_rate
+    tone = 0.5 * torch.sin(2 * math.pi * 1000 * t)
+    out = resample(tone, from_rate, to_rate)
+    assert out.dtype == tone.dtype and out.numel() == math.ceil(from_rate * to_rate / from_rate)
+    spectrum = torch.fft.rfft(out).abs()
+    assert abs(spectrum.argmax().item() * to_rate / out.numel() - 1000) <= 1
+    middle = out[to_rate // 10 : -to_rate // 10]  # away from the edges, where the filter starts and stops
+    assert abs(middle.square().mean().sqrt().item() - 0.5 / math.sqrt(2)) < 1e-3
+
+
+def test_resample_keeps_shapes_and_lengths():
+    g = torch.Generator().manual_seed(0)
+    stereo = torch.randn(2, 999, generator=g)
+    out = resample(stereo, 17600, 16000)
+    assert out.shape == (2, math.ceil(999 * 16000 / 17600))  # 909: soxr alone gives 908
+    torch.testing.assert_close(out[1], resample(stereo[1], 17600, 16000))
+    assert resample(stereo.double(), 16000, 8000).dtype == torch.float64
+    assert resample(stereo, 16000, 16000) is stereo
+    assert resample(torch.zeros(0), 16000, 8000).shape == (0,)
+    with pytest.raises(ValueError, match="to_rate=0"):
+        resample(stereo, 16000, 0)
