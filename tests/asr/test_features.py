@@ -78,8 +78,8 @@ def _kaldi_native_fbank(fbank: Fbank, waveform: torch.Tensor) -> torch.Tensor:
     knf = pytest.importorskip("kaldi_native_fbank")
     options = knf.FbankOptions()
     frame = options.frame_opts
-    frame.samp_freq, frame.frame_length_ms, frame.frame_shift_ms = fbank.sample_rate, fbank.frame_length_ms, \
-        fbank.frame_shift_ms
+    frame.samp_freq = fbank.sample_rate
+    frame.frame_length_ms, frame.frame_shift_ms = fbank.frame_length_ms, fbank.frame_shift_ms
     frame.dither, frame.preemph_coeff, frame.remove_dc_offset, frame.window_type = 0.0, 0.97, True, "povey"
     frame.round_to_power_of_two, frame.snip_edges = True, True
     options.mel_opts.num_bins, options.mel_opts.low_freq, options.mel_opts.high_freq = fbank.num_mel_bins, 20.0, 0.0
