@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import soundfile
 import torch
-import torchaudio
 
 from . import features
 
@@ -56,8 +55,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True, sp
     if file_rate < sample_rate:
         warnings.warn(f"{path}: recorded at {file_rate} Hz, below the model's {sample_rate} Hz: resampling up; it has "
                       f"no content above {file_rate // 2} Hz", LowSampleRateWarning, stacklevel=2)
-    if file_rate != sample_rate:
-        waveform = torchaudio.functional.resample(waveform, file_rate, sample_rate)
+    waveform = features.resample(waveform, file_rate, sample_rate)
     if band_limit is not None:
         waveform = features.band_limit(waveform, sample_rate, band_limit)
     return features.speed_perturb(waveform, sample_rate, speed)

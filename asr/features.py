@@ -1,5 +1,5 @@
 """Acoustic features: Kaldi-compatible log-mel fbank, global CMVN, SpecAugment, noise bursts,
-speed perturbation, band limiting.
+resampling, speed perturbation, band limiting.
 
 Typical order: `speed_perturb` and `band_limit` (training only) on the waveform, `Fbank`, then
 `GlobalCMVN.apply`, then `NoiseBursts` and `SpecAugment` (its masks fill with 0, which after
@@ -8,18 +8,23 @@ CMVN is the global mean).
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 from collections.abc import Iterable
 from pathlib import Path
 
+import numpy as np
+import soxr
 import torch
-import torchaudio
-from torchaudio.compliance import kaldi
 
 from .files import write_atomic
 
 _INT16_SCALE = 32768.0
+_PREEMPHASIS = 0.97  # Kaldi's preemphasis-coefficient
+_LOW_HZ = 20.0  # Kaldi's low-freq: the lowest mel bin's left edge
+_FLT_EPSILON = torch.finfo(torch.float32).eps  # Kaldi floors mel energies at FLT_EPSILON before the log
 _MIN_STD = 1e-5  # floor for constant dimensions, so CMVN never divides by zero
 _SILENT = -1e4  # log energy of "no noise here": log-add-exp leaves the signal exactly as it was
 
@@ -30,20 +35,33 @@ class Fbank(torch.nn.Module):
     Kaldi reads 16-bit samples as integers, so the waveform is scaled by 32768 first:
     log energies, dither amplitude and the energy floor then match Kaldi's features.
     Frames are taken with snip_edges (only whole windows); a waveform shorter than
-    one window gives [0, num_mel_bins].
+    one window gives [0, num_mel_bins]. Kaldi's defaults otherwise: DC offset removed,
+    pre-emphasis 0.97, Povey window, FFT size rounded up to a power of two, power
+    spectrum, mel bins from 20 Hz to Nyquist, log with a FLT_EPSILON floor, no energy.
     """
 
     def __init__(self, num_mel_bins: int = 80, sample_rate: int = 16000, frame_length_ms: float = 25.0,
                  frame_shift_ms: float = 10.0, dither: float = 0.0):
         super().__init__()
+        if num_mel_bins < 3 or sample_rate <= 0 or dither < 0:
+            raise ValueError(f"Fbank needs num_mel_bins >= 3 (as Kaldi), sample_rate > 0 and dither >= 0, got "
+                             f"num_mel_bins={num_mel_bins}, sample_rate={sample_rate}, dither={dither}")
         self.num_mel_bins = num_mel_bins
         self.sample_rate = sample_rate
         self.frame_length_ms = frame_length_ms
         self.frame_shift_ms = frame_shift_ms
         self.dither = dither
-        # Same arithmetic as torchaudio.compliance.kaldi, so num_frames matches exactly.
+        # Kaldi truncates both to whole samples (the arithmetic torchaudio's port used, so frame counts are unchanged).
         self.window_size = int(sample_rate * frame_length_ms * 0.001)
         self.window_shift = int(sample_rate * frame_shift_ms * 0.001)
+        if self.window_size < 2 or self.window_shift < 1:
+            raise ValueError(f"frame_length_ms={frame_length_ms} and frame_shift_ms={frame_shift_ms} at "
+                             f"sample_rate={sample_rate} give a window of {self.window_size} samples and a shift of "
+                             f"{self.window_shift}; need at least 2 and 1")
+        self.fft_size = 1 << (self.window_size - 1).bit_length()  # the power of two at or above window_size
+        if (_mel_banks(sample_rate, num_mel_bins, self.fft_size).sum(0) == 0).any():
+            raise ValueError(f"num_mel_bins={num_mel_bins} is too many for a {self.fft_size}-point FFT at "
+                             f"{sample_rate} Hz: some mel bins would cover no FFT bin (Kaldi refuses them too)")
 
     def num_frames(self, num_samples: int) -> int:
         """Frames `forward` returns for a waveform of `num_samples` samples."""
@@ -56,11 +74,40 @@ class Fbank(torch.nn.Module):
             raise ValueError(f"Fbank takes a waveform [num_samples], got shape {tuple(waveform.shape)}")
         if self.num_frames(waveform.numel()) == 0:
             return waveform.new_zeros(0, self.num_mel_bins)
-        return kaldi.fbank(
-            waveform.unsqueeze(0) * _INT16_SCALE, num_mel_bins=self.num_mel_bins,
-            sample_frequency=self.sample_rate, frame_length=self.frame_length_ms,
-            frame_shift=self.frame_shift_ms, dither=self.dither,
-        )
+        frames = (waveform * _INT16_SCALE).unfold(0, self.window_size, self.window_shift)  # [num_frames, window]
+        if self.dither:
+            frames = frames + self.dither * torch.randn_like(frames)
+        frames = frames - frames.mean(dim=1, keepdim=True)
+        previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)  # Kaldi pre-emphasizes sample 0 against itself
+        spectrum = torch.fft.rfft((frames - _PREEMPHASIS * previous) * _povey_window(self.window_size).to(frames),
+                                  n=self.fft_size)
+        power = spectrum[:, : self.fft_size // 2].abs().square()  # Kaldi's mel bins give the Nyquist bin no weight
+        banks = _mel_banks(self.sample_rate, self.num_mel_bins, self.fft_size).to(power)
+        return (power @ banks).clamp_min(_FLT_EPSILON).log()
+
+
+# The window and the mel banks are float32 tables rounded as torchaudio's Kaldi port (this module's former
+# backend) rounded them. The lowest mel bins of speech sit 1e-7 below a frame's peak power, where float32 rounding
+# of the tables alone moves their log energies by up to 3e-3; with these tables the features are bit-identical
+# to torchaudio's, so models trained on its features see the same numbers.
+
+@functools.lru_cache(maxsize=8)
+def _povey_window(size: int) -> torch.Tensor:
+    """Kaldi's default window [size]: a symmetric Hann window raised to 0.85, which never quite reaches zero inside."""
+    return torch.hann_window(size, periodic=False, dtype=torch.float32).pow(0.85)
+
+
+@functools.lru_cache(maxsize=8)
+def _mel_banks(sample_rate: int, num_mel_bins: int, fft_size: int) -> torch.Tensor:
+    """Kaldi's triangular mel filters [fft_size // 2, num_mel_bins] on FFT bins 0 .. fft_size / 2 - 1: peaks
+    equally spaced in mel (1127 ln(1 + f / 700)) between 20 Hz and Nyquist, each reaching to its neighbours'."""
+    low, high = (1127.0 * math.log(1.0 + hz / 700.0) for hz in (_LOW_HZ, sample_rate / 2))
+    edges = low + torch.arange(num_mel_bins + 2, dtype=torch.float32) * ((high - low) / (num_mel_bins + 1))
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    hz = (sample_rate / fft_size) * torch.arange(fft_size // 2, dtype=torch.float32)
+    bins = 1127.0 * (1.0 + hz / 700.0).log()
+    rising, falling = (bins - left) / (centre - left), (right - bins) / (right - centre)
+    return torch.minimum(rising, falling).clamp_min(0.0).T.contiguous()
 
 
 class GlobalCMVN:
@@ -117,9 +164,9 @@ class GlobalCMVN:
 class SpecAugment(torch.nn.Module):
     """SpecAugment frequency and time masks on [T, F] or [B, T, F] features, in training mode only.
 
-    Each example gets its own masks (torchaudio's iid masks) and is augmented with
-    probability `p`. Frequency masks are up to `freq_width` bins wide, time masks up
-    to `time_width` times the (padded) length. Masked values are 0, torchaudio's fill.
+    Each example gets its own masks and is augmented with probability `p`. A mask's width is
+    uniform over whole numbers in [0, `freq_width`) bins, or [0, `time_width` times the (padded)
+    length) frames, and its start uniform over the positions where it fits. Masked values are 0.
     """
 
     def __init__(self, freq_masks: int = 2, freq_width: int = 27, time_masks: int = 2,
@@ -127,9 +174,11 @@ class SpecAugment(torch.nn.Module):
         super().__init__()
         if not (0.0 <= time_width <= 1.0 and 0.0 <= p <= 1.0):
             raise ValueError(f"time_width and p must lie in [0, 1], got {time_width} and {p}")
-        self.freq_masks, self.time_masks = freq_masks, time_masks
+        if min(freq_masks, freq_width, time_masks) < 0:
+            raise ValueError(f"freq_masks, freq_width and time_masks must be >= 0, got {freq_masks}, {freq_width} "
+                             f"and {time_masks}")
+        self.freq_masks, self.freq_width, self.time_masks = freq_masks, freq_width, time_masks
         self.time_width, self.p = time_width, p
-        self.freq_masking = torchaudio.transforms.FrequencyMasking(freq_width, iid_masks=True)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -137,17 +186,23 @@ class SpecAugment(torch.nn.Module):
         if features.dim() not in (2, 3):
             raise ValueError(f"SpecAugment takes [T, F] or [B, T, F], got shape {tuple(features.shape)}")
         batch = features if features.dim() == 3 else features.unsqueeze(0)
-        x = batch.transpose(1, 2)  # torchaudio masks [..., freq, time]
-        for _ in range(self.freq_masks):
-            x = self.freq_masking(x)
-        time_masking = torchaudio.transforms.TimeMasking(int(self.time_width * x.shape[-1]), iid_masks=True)
-        for _ in range(self.time_masks):
-            x = time_masking(x)
-        x = x.transpose(1, 2)
+        (B, T, F), device = batch.shape, batch.device
+        bands = _random_spans(B, F, self.freq_masks, self.freq_width, device)  # [B, F]
+        frames = _random_spans(B, T, self.time_masks, int(self.time_width * T), device)  # [B, T]
+        masked = bands[:, None, :] | frames[:, :, None]
         if self.p < 1.0:
-            chosen = torch.rand(x.shape[0], device=x.device) < self.p
-            x = torch.where(chosen[:, None, None], x, batch)
-        return x if features.dim() == 3 else x.squeeze(0)
+            masked &= (torch.rand(B, device=device) < self.p)[:, None, None]
+        out = batch.masked_fill(masked, 0.0)
+        return out if features.dim() == 3 else out.squeeze(0)
+
+
+def _random_spans(batch: int, size: int, count: int, max_width: float, device: torch.device) -> torch.Tensor:
+    """[batch, size] bool: the union of `count` spans per row, each of a whole width uniform in [0, max_width)
+    and starting uniformly where it fits, so every position, the last included, can be masked."""
+    widths = (torch.rand(batch, count, 1, device=device) * max_width).floor()
+    starts = (torch.rand(batch, count, 1, device=device) * (size - widths + 1)).floor()
+    position = torch.arange(size, device=device)
+    return ((position >= starts) & (position < starts + widths)).any(dim=1)
 
 
 class NoiseBursts(torch.nn.Module):
@@ -235,6 +290,22 @@ class NoiseBursts(torch.nn.Module):
         return spectrum[:, :, None, :] + self.flicker * torch.randn(B, count, T, F, device=device)
 
 
+def resample(waveform: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tensor:
+    """`waveform` [..., num_samples] resampled from `from_rate` to `to_rate` Hz, ceil(num_samples * to_rate /
+    from_rate) samples long, in its dtype and on its device. soxr's "HQ" filter: flat to 91% of the lower rate's
+    Nyquist frequency and over 100 dB down from that frequency on, so nothing aliases."""
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got from_rate={from_rate} and to_rate={to_rate}")
+    if from_rate == to_rate:
+        return waveform
+    num_samples = waveform.shape[-1]
+    channels = waveform.detach().cpu().reshape(math.prod(waveform.shape[:-1]), num_samples).T.numpy()  # soxr: [n, c]
+    out = soxr.resample(np.ascontiguousarray(channels), from_rate, to_rate, quality="HQ")
+    out = torch.from_numpy(out.T).reshape(*waveform.shape[:-1], out.shape[0]).to(waveform.device)
+    length = -(-num_samples * to_rate // from_rate)  # soxr rounds; ceil keeps lengths as they were
+    return torch.nn.functional.pad(out, (0, length - out.shape[-1]))
+
+
 def band_limit(waveform: torch.Tensor, sample_rate: int, rate: int) -> torch.Tensor:
     """The waveform as if recorded at `rate` Hz and resampled to `sample_rate`: nothing above
     rate / 2 (telephone and 8 kHz corpora read by a 16 kHz model). Same length."""
@@ -242,9 +313,7 @@ def band_limit(waveform: torch.Tensor, sample_rate: int, rate: int) -> torch.Ten
         raise ValueError(f"a band limit must be a sample rate in (0, {sample_rate}], got {rate}")
     if rate == sample_rate:
         return waveform
-    narrow = torchaudio.functional.resample(torchaudio.functional.resample(waveform, sample_rate, rate), rate,
-                                            sample_rate)
-    return torch.nn.functional.pad(narrow, (0, waveform.shape[-1] - narrow.shape[-1]))[..., : waveform.shape[-1]]
+    return resample(resample(waveform, sample_rate, rate), rate, sample_rate)[..., : waveform.shape[-1]]
 
 
 def speed_perturb(waveform: torch.Tensor, sample_rate: int, factor: float) -> torch.Tensor:
@@ -256,4 +325,4 @@ def speed_perturb(waveform: torch.Tensor, sample_rate: int, factor: float) -> to
         raise ValueError(f"speed factor must be positive, got {factor}")
     if factor == 1.0:
         return waveform
-    return torchaudio.functional.resample(waveform, round(sample_rate * factor), sample_rate)
+    return resample(waveform, round(sample_rate * factor), sample_rate)

@@ -12,7 +12,8 @@ flashlight is single-threaded); and, for each flashlight setting, our fastest se
 equal or better WER and the time ratio. Target: equal or better WER at <= 1x flashlight's time.
 
 python -m benchmarks.decode [--words 5000] [--test 200] [--batch-size 100]
-Needs the `bench` extra: pip install -e '.[bench]' (flashlight-text, english-words).
+Needs the `bench` extra: pip install -e '.[bench]' (torchaudio, flashlight-text, english-words);
+torchaudio's last release needs torch 2.11, so that extra moves torch back to 2.11.
 """
 
 from __future__ import annotations

@@ -11,16 +11,15 @@ between utterances).
 from __future__ import annotations
 
 import zlib
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import soundfile
 import torch
-import torchaudio
 
 from ..data import Utterance
 from ..espeak import ENGLISH_VOICES, VARIANTS, Voice, synthesizer
+from ..features import resample
 
 WORDS = ("ZERO", "ONE", "TWO", "THREE", "FOUR", "FIVE", "SIX", "SEVEN", "EIGHT", "NINE")
 MAX_DIGITS = 7
@@ -41,16 +40,11 @@ def _noise(rng: np.random.Generator, num_samples: int) -> np.ndarray:
     return noise / max(np.sqrt(np.mean(noise**2)), 1e-12)
 
 
-@lru_cache(maxsize=4)
-def _resampler(source_rate: int, target_rate: int) -> torchaudio.transforms.Resample:
-    return torchaudio.transforms.Resample(source_rate, target_rate)  # builds its sinc kernel once
-
-
 def render(text: str, voice: Voice, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     """Synthesize `text`, resample to `sample_rate`, pad 0.1-0.5 s of silence on each side and
     add noise at 5-35 dB SNR; float32 in [-1, 1]."""
     speech = synthesizer()(text.lower(), voice)
-    speech = _resampler(synthesizer().sample_rate, sample_rate)(torch.from_numpy(speech)).numpy()
+    speech = resample(torch.from_numpy(speech), synthesizer().sample_rate, sample_rate).numpy()
     pad = rng.uniform(0.1, 0.5, size=2) * sample_rate
     speech = np.concatenate([np.zeros(int(pad[0])), speech, np.zeros(int(pad[1]))])
     power = np.mean(speech**2)

@@ -1,4 +1,5 @@
-"""asr.features: fbank against a known tone, frame counts, CMVN, SpecAugment, noise bursts, speed perturbation."""
+"""asr.features: fbank against a known tone and against kaldi-native-fbank, frame counts, CMVN, SpecAugment,
+noise bursts, resampling, speed perturbation."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import soundfile
 import torch
 
 from asr.audio import load_audio
-from asr.features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment, speed_perturb
+from asr.features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment, resample, speed_perturb
 
-YESNO = Path(__file__).parents[2].parent / "shared" / "data" / "yesno" / "waves_yesno"
+DATA = Path(__file__).parents[2].parent / "shared" / "data"
+YESNO = DATA / "yesno" / "waves_yesno"
+AN4 = DATA / "an4" / "wav" / "an4_clstk"
 
 
 def _mel(hz: float) -> float:
@@ -67,6 +70,100 @@ def test_fbank_on_real_yesno_audio():
     features = Fbank(num_mel_bins=40, sample_rate=8000)(waveform)
     assert features.shape == (Fbank(sample_rate=8000).num_frames(waveform.numel()), 40)
     assert torch.isfinite(features).all()
+
+
+def _kaldi_native_fbank(fbank: Fbank, waveform: torch.Tensor) -> torch.Tensor:
+    """kaldi-native-fbank (Kaldi's compute-fbank-feats in C++, an independent implementation) with Fbank's options,
+    every one that Fbank fixes spelled out so a change of the oracle's defaults cannot slip by."""
+    knf = pytest.importorskip("kaldi_native_fbank")
+    options = knf.FbankOptions()
+    frame = options.frame_opts
+    frame.samp_freq = fbank.sample_rate
+    frame.frame_length_ms, frame.frame_shift_ms = fbank.frame_length_ms, fbank.frame_shift_ms
+    frame.dither, frame.preemph_coeff, frame.remove_dc_offset, frame.window_type = 0.0, 0.97, True, "povey"
+    frame.round_to_power_of_two, frame.snip_edges = True, True
+    options.mel_opts.num_bins, options.mel_opts.low_freq, options.mel_opts.high_freq = fbank.num_mel_bins, 20.0, 0.0
+    options.use_energy, options.htk_compat, options.use_log_fbank, options.use_power = False, False, True, True
+    online = knf.OnlineFbank(options)
+    online.accept_waveform(fbank.sample_rate, (waveform.double() * 32768).numpy())
+    online.input_finished()
+    rows = [online.get_frame(i) for i in range(online.num_frames_ready)]
+    return torch.tensor(np.array(rows, dtype=np.float32).reshape(-1, fbank.num_mel_bins))
+
+
+def _assert_close_to_kaldi(fbank: Fbank, waveform: torch.Tensor) -> None:
+    """Both compute in float32: their mel weights differ by up to 2e-5 (each rounds the bin edges its own way)
+    and an FFT's rounding error scales with the frame's energy, not a bin's. So errors are small next to the
+    frame's energy (bound 5e-5; up to 2e-5 seen), and small in the log only for bins near the frame's peak
+    (1e-3 within 5 nats, a factor 150, of the loudest bin; up to 3.3e-4 seen). Bins 20 nats below the peak,
+    a pure tone's far bins, legitimately differ by up to 0.03."""
+    ours, kaldi = fbank(waveform), _kaldi_native_fbank(fbank, waveform)
+    assert ours.shape == kaldi.shape == (fbank.num_frames(waveform.numel()), fbank.num_mel_bins)
+    power, kaldi_power = ours.double().exp(), kaldi.double().exp()
+    assert ((power - kaldi_power).abs() / power.sum(1, keepdim=True)).max() < 5e-5
+    loud = ours >= ours.amax(1, keepdim=True) - 5
+    assert (ours - kaldi)[loud].abs().max() < 1e-3
+
+
+def _signals(rate: int) -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(rate)
+    t = torch.arange(2 * rate) / rate
+    return {"white": 0.1 * torch.randn(t.numel(), generator=g),
+            "quiet": 1e-3 * torch.randn(t.numel(), generator=g),
+            "tone": 0.5 * torch.sin(2 * math.pi * 1000 * t),
+            "chirp": 0.5 * torch.sin(2 * math.pi * (100 * t + (rate / 2 - 200) / 4 * t**2))
+            + 0.01 * torch.randn(t.numel(), generator=g),
+            "brown": 1e-3 * torch.randn(t.numel(), generator=g).cumsum(0)}
+
+
+@pytest.mark.parametrize("signal", ["white", "quiet", "tone", "chirp", "brown"])
+@pytest.mark.parametrize("rate, bins, length_ms, shift_ms", [(16000, 80, 25.0, 10.0), (16000, 40, 25.0, 10.0),
+                                                             (8000, 80, 25.0, 10.0), (8000, 23, 20.0, 7.5)])
+def test_fbank_matches_kaldi_native_fbank_on_synthetic_signals(rate, bins, length_ms, shift_ms, signal):
+    fbank = Fbank(num_mel_bins=bins, sample_rate=rate, frame_length_ms=length_ms, frame_shift_ms=shift_ms)
+    _assert_close_to_kaldi(fbank, _signals(rate)[signal].float())
+
+
+@pytest.mark.parametrize("folder, pattern, rate", [(YESNO, "*.wav", 8000), (AN4, "*/*.sph", 16000)])
+def test_fbank_matches_kaldi_native_fbank_on_real_audio(folder, pattern, rate):
+    files = sorted(folder.glob(pattern)) if folder.is_dir() else []
+    if not files:
+        pytest.skip(f"{folder} is absent (shared corpus data not present in this checkout)")
+    for path in files[:: max(1, len(files) // 3)][:3]:
+        waveform = load_audio(path, sample_rate=rate)
+        for bins in (80, 23):
+            _assert_close_to_kaldi(Fbank(num_mel_bins=bins, sample_rate=rate), waveform)
+
+
+def test_fbank_frame_counts_match_kaldi_at_the_edges():
+    fbank = Fbank(num_mel_bins=23, sample_rate=8000, frame_length_ms=20.0, frame_shift_ms=7.5)  # 160 and 60 samples
+    size, shift = fbank.window_size, fbank.window_shift
+    for n in (0, 1, size - 1, size, size + 1, size + shift - 1, size + shift, size + 7 * shift + 5):
+        waveform = 0.1 * torch.randn(n, generator=torch.Generator().manual_seed(n))
+        assert _kaldi_native_fbank(fbank, waveform).shape[0] == fbank.num_frames(n) == fbank(waveform).shape[0], n
+    assert fbank(torch.zeros(size - 1)).shape == (0, 23)
+
+
+def test_fbank_rejects_bad_options():
+    with pytest.raises(ValueError, match="num_mel_bins >= 3"):
+        Fbank(num_mel_bins=2)
+    with pytest.raises(ValueError, match="num_mel_bins=128 is too many for a 256-point FFT"):
+        Fbank(num_mel_bins=128, sample_rate=8000)  # narrow low bins between two FFT bins, which Kaldi refuses
+    with pytest.raises(ValueError, match="frame_length_ms=0.1"):
+        Fbank(frame_length_ms=0.1)
+    with pytest.raises(ValueError, match="dither"):
+        Fbank(dither=-1.0)
+    with pytest.raises(ValueError, match="waveform"):
+        Fbank()(torch.zeros(2, 16000))
+
+
+def test_fbank_dither_fills_digital_silence():
+    # Without dither silence sits at the log floor; dither adds fresh Gaussian noise of `dither` 16-bit steps per call.
+    torch.manual_seed(0)
+    silence = torch.zeros(16000)
+    assert torch.equal(Fbank()(silence), torch.full((98, 80), math.log(torch.finfo(torch.float32).eps)))
+    dithered = Fbank(dither=1.0)(silence)
+    assert 0.0 < dithered.mean() < 10.0 and not torch.equal(dithered, Fbank(dither=1.0)(silence))
 
 
 def test_cmvn_normalizes_its_data_and_round_trips(tmp_path):
@@ -141,6 +238,20 @@ def test_specaugment_batch_masks_are_per_example():
     assert 0 < kept.sum() < 8
 
 
+def test_specaugment_widths_and_starts_are_uniform_per_example():
+    # One mask of each kind on 4,000 examples: widths uniform over 0..width-1, starts anywhere the mask fits.
+    torch.manual_seed(0)
+    out = SpecAugment(freq_masks=1, freq_width=10, time_masks=1, time_width=0.1)(torch.ones(4000, 100, 40))
+    zero = _masked_cells(out)
+    bands, frames = zero.all(dim=1), zero.all(dim=2)  # [B, F], [B, T]
+    for masked, width, size in ((bands, 10, 40), (frames, 10, 100)):
+        widths = masked.sum(1)
+        assert torch.equal(widths.unique(), torch.arange(width))  # 0 .. width - 1, each example its own
+        assert abs(widths.float().mean().item() - (width - 1) / 2) < 0.2
+        assert masked[:, 0].any() and masked[:, -1].any()  # both ends reachable
+        assert (masked.float().mean(0) <= 2 * width / size).all()  # no position favoured much
+
+
 def _raw(cmvn: GlobalCMVN, features: torch.Tensor) -> torch.Tensor:
     return features * cmvn.std + cmvn.mean
 
@@ -196,3 +307,28 @@ def test_speed_perturb_changes_length_and_pitch(factor):
     spectrum = torch.fft.rfft(out).abs()
     assert abs(spectrum.argmax().item() * rate / out.numel() - 1000 * factor) < 5
     assert speed_perturb(tone, rate, 1.0) is tone
+
+
+@pytest.mark.parametrize("from_rate, to_rate", [(16000, 8000), (8000, 16000), (22050, 16000), (16000, 44100)])
+def test_resampled_tone_keeps_its_frequency_and_level(from_rate, to_rate):
+    t = torch.arange(from_rate) / from_rate
+    tone = 0.5 * torch.sin(2 * math.pi * 1000 * t)
+    out = resample(tone, from_rate, to_rate)
+    assert out.dtype == tone.dtype and out.numel() == math.ceil(from_rate * to_rate / from_rate)
+    spectrum = torch.fft.rfft(out).abs()
+    assert abs(spectrum.argmax().item() * to_rate / out.numel() - 1000) <= 1
+    middle = out[to_rate // 10 : -to_rate // 10]  # away from the edges, where the filter starts and stops
+    assert abs(middle.square().mean().sqrt().item() - 0.5 / math.sqrt(2)) < 1e-3
+
+
+def test_resample_keeps_shapes_and_lengths():
+    g = torch.Generator().manual_seed(0)
+    stereo = torch.randn(2, 999, generator=g)
+    out = resample(stereo, 17600, 16000)
+    assert out.shape == (2, math.ceil(999 * 16000 / 17600))  # 909: soxr alone gives 908
+    torch.testing.assert_close(out[1], resample(stereo[1], 17600, 16000))
+    assert resample(stereo.double(), 16000, 8000).dtype == torch.float64
+    assert resample(stereo, 16000, 16000) is stereo
+    assert resample(torch.zeros(0), 16000, 8000).shape == (0,)
+    with pytest.raises(ValueError, match="to_rate=0"):
+        resample(stereo, 16000, 0)
