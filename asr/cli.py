@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
+import signal
 import sys
 import time
 import warnings
@@ -168,16 +170,23 @@ def _cmd_compile_graph(args) -> int:
 
 
 def _cmd_train(args) -> int:
-    from .recipe import train_from_manifests
+    from .training import train_from_manifests, training_from_config
 
     # Progress bars alone would hide what users of a long run look for: each epoch's validation
     # loss and WER, the checkpoints written, and the data and model sizes.
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    config = json.loads(Path(args.config).read_text()) if args.config else {}
+    try:
+        changes = json.loads(Path(args.config).read_text()) if args.config else {}
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{args.config}: not JSON ({error})") from None
+    if not isinstance(changes, dict):
+        raise ValueError(f"{args.config}: expected a JSON object of settings")
+    flags = {"tokens": "phone" if args.lexicon else args.tokens, "lm_order": args.lm_order}
+    changes.update({name: value for name, value in flags.items() if value is not None})
     if args.epochs is not None:
-        config.setdefault("train", {})["epochs"] = args.epochs
-    folder = train_from_manifests(args.train, args.valid, args.exp_dir, args.tokens, args.lexicon, config,
-                                  args.lm_order, args.device, args.seed)
+        changes["train"] = {**changes.get("train", {}), "epochs": args.epochs}
+    config = training_from_config(changes, args.config or "config")  # checked whole before anything runs
+    folder = train_from_manifests(args.train, args.valid, args.exp_dir, config, args.lexicon, args.device, args.seed)
     print(f"asr train: model directory {folder} (try: asr transcribe {folder} AUDIO)", file=sys.stderr)
     return 0
 
@@ -212,29 +221,27 @@ def _add_audio_arguments(command: argparse.ArgumentParser, default_format: str, 
     command.add_argument("--device", default="cpu", help="torch device for the encoder (cpu, cuda, cuda:1)")
     command.add_argument("--batch-size", type=int, default=8, help="files processed together (default 8)")
 
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="asr",
-        description="Speech recognition with differentiable WFSTs. Run `asr COMMAND --help` for a command's options.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    score = commands.add_parser(
+def _add_score(commands) -> None:
+    """`asr score`: error rates of two Kaldi text files."""
+    command = commands.add_parser(
         "score", help="word/character error rates of hypotheses against references",
         description="Compare two Kaldi `text` files (`utt-id word word ...` per line) utterance by utterance "
                     "and print %WER and %CER in Kaldi's format plus an sclite-style summary "
                     "(Snt Wrd Corr Sub Del Ins Err S.Err, in % of reference words).",
         epilog="example: asr score data/test/text exp/decode/text --details",
     )
-    score.add_argument("ref", help="reference transcripts (Kaldi text)")
-    score.add_argument("hyp", help="hypothesis transcripts (Kaldi text); missing utterances count as empty")
-    score.add_argument("--details", action="store_true", help="print every utterance's alignment (*** marks a gap)")
-    score.add_argument("--json", action="store_true", help="print the counts as JSON instead")
-    score.set_defaults(run=_cmd_score)
+    command.add_argument("ref", help="reference transcripts (Kaldi text)")
+    command.add_argument("hyp", help="hypothesis transcripts (Kaldi text); missing utterances count as empty")
+    command.add_argument("--details", action="store_true", help="print every utterance's alignment (*** marks a gap)")
+    command.add_argument("--json", action="store_true", help="print the counts as JSON instead")
+    command.set_defaults(run=_cmd_score)
 
-    transcribe = commands.add_parser(
+
+def _add_transcribe(commands) -> None:
+    """`asr transcribe`: audio files in, transcripts out."""
+    command = commands.add_parser(
         "transcribe", help="transcribe audio files with a trained model directory",
-        description="Decode audio files through the model directory's graph (HLG.pt), or a graph given by\n"
+        description="Decode audio files through the model directory's graph (graph/HLG.pt), or a graph given by\n"
                     "--graph or --lexicon/--lm, and print `id text`\n"
                     "per file (Kaldi `text`). AUDIO may be audio files (wav, flac, sph, mp3, ...), directories\n"
                     "(searched recursively), Kaldi wav.scp files or JSONL manifests. A file that cannot be\n"
@@ -247,8 +254,8 @@ def _parser() -> argparse.ArgumentParser:
                "  asr transcribe exp/an4/model one.wav --graph graph/ --nbest 5 --rescore-lm 4gram.arpa -f json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_audio_arguments(transcribe, "txt", "json (one object per line, with word times)")
-    search = transcribe.add_argument_group(
+    _add_audio_arguments(command, "txt", "json (one object per line, with word times)")
+    search = command.add_argument_group(
         "graph and search", "By default the model directory's graph is searched exactly (Viterbi). A larger "
         "graph, e.g. a lexicon with an n-gram LM, is searched with a WFST beam search.")
     search.add_argument("--graph", help="graph directory written by `asr compile-graph` for this model's tokens")
@@ -270,9 +277,12 @@ def _parser() -> argparse.ArgumentParser:
                         "prefixes (character and word-piece models; any word can come out)")
     search.add_argument("--greedy", action="store_true", help="no graph, no search: the best token of every frame "
                         "(fastest; words for character and word-piece models, phones for phone models)")
-    transcribe.set_defaults(run=_cmd_transcribe)
+    command.set_defaults(run=_cmd_transcribe)
 
-    align = commands.add_parser(
+
+def _add_align(commands) -> None:
+    """`asr align`: forced alignment of known transcripts."""
+    command = commands.add_parser(
         "align", help="forced alignment: word and token times of known transcripts, optionally plotted",
         description="Align each audio file with its transcript (from a JSONL manifest's text, a Kaldi `text`\n"
                     "file given by --text, or --transcript for a single file) and print word times; json also\n"
@@ -284,13 +294,16 @@ def _parser() -> argparse.ArgumentParser:
                "  asr align exp/yesno/model data/test.jsonl -f ctm -o alignments/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_audio_arguments(align, "ctm", "json (one object per line, with word and token times)")
-    align.add_argument("--text", help="Kaldi text file: utterance id, then its words")
-    align.add_argument("--transcript", help="the words of the single audio file given")
-    align.add_argument("--plot", metavar="DIR", help="draw ID.png per file here")
-    align.set_defaults(run=_cmd_align)
+    _add_audio_arguments(command, "ctm", "json (one object per line, with word and token times)")
+    command.add_argument("--text", help="Kaldi text file: utterance id, then its words")
+    command.add_argument("--transcript", help="the words of the single audio file given")
+    command.add_argument("--plot", metavar="DIR", help="draw ID.png per file here")
+    command.set_defaults(run=_cmd_align)
 
-    compile_graph = commands.add_parser(
+
+def _add_compile_graph(commands) -> None:
+    """`asr compile-graph`: an HLG folder from tokens, a lexicon and an LM."""
+    command = commands.add_parser(
         "compile-graph", help="compile a decoding graph HLG from tokens, a lexicon and an ARPA LM",
         description="Build HLG = H o min(det(L o G)) (H: CTC topology over the tokens, L: the lexicon with\n"
                     "Kaldi-style disambiguation symbols, G: the ARPA LM, or a uniform word loop without one)\n"
@@ -302,15 +315,18 @@ def _parser() -> argparse.ArgumentParser:
                "  asr transcribe exp/an4/model test.wav --graph graph/",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    compile_graph.add_argument("--tokens", required=True, help="tokens.txt, or a model directory holding one")
-    compile_graph.add_argument("--lexicon", required=True, help="lexicon.txt: WORD TOKEN TOKEN ... per line")
-    compile_graph.add_argument("--lm", help="ARPA language model (default: a uniform loop over the words)")
-    compile_graph.add_argument("-o", "--output-dir", required=True, help="graph directory to write")
-    compile_graph.add_argument("--modified-topology", action="store_true",
+    command.add_argument("--tokens", required=True, help="tokens.txt, or a model directory holding one")
+    command.add_argument("--lexicon", required=True, help="lexicon.txt: WORD TOKEN TOKEN ... per line")
+    command.add_argument("--lm", help="ARPA language model (default: a uniform loop over the words)")
+    command.add_argument("-o", "--output-dir", required=True, help="graph directory to write")
+    command.add_argument("--modified-topology", action="store_true",
                                help="k2's O(V) CTC topology (smaller HLG for large token sets such as BPE)")
-    compile_graph.set_defaults(run=_cmd_compile_graph)
+    command.set_defaults(run=_cmd_compile_graph)
 
-    train = commands.add_parser(
+
+def _add_train(commands) -> None:
+    """`asr train`: manifests in, a model directory out."""
+    command = commands.add_parser(
         "train", help="train a CTC encoder on manifests and write a model directory",
         description="Train a CTC encoder on JSONL manifests (id, audio, duration, text, speaker; see\n"
                     "asr.data), with validation loss and greedy WER every epoch, checkpoints in EXP_DIR (the\n"
@@ -320,39 +336,54 @@ def _parser() -> argparse.ArgumentParser:
                     "conformer, speed-perturbed copies (0.9, 1.1), SpecAugment, 30% of reads band-limited to\n"
                     "8 kHz, 3 epochs of warmup, about 60 hours of audio in all (10 to 60 epochs), and the\n"
                     "average of the last 5 epochs as the final model. --config is a JSON file overriding any\n"
-                    "of it: {\"model\": {EncoderConfig, e.g. \"architecture\": \"transformer\"}, \"train\":\n"
-                    "{TrainerConfig, e.g. \"epochs\": 40}, \"loss\": \"ctc\" or \"crctc\", \"noise\": {NoiseBursts},\n"
-                    "\"augment\": {SpecAugment}, \"speeds\": [0.9, 1.1], \"band_limits\": [8000],\n"
-                    "\"band_limit_p\": 0.3, \"sample_rate\": 16000, \"batch_seconds\": 120, \"cache\": null}.",
+                    "of it (asr.training.RecognizerConfig; the whole config is checked before anything runs\n"
+                    "and written to EXP_DIR/config.json): {\"model\": {EncoderConfig, e.g. \"architecture\":\n"
+                    "\"transformer\"}, \"train\": {TrainerConfig, e.g. \"epochs\": 40}, \"loss\": \"ctc\" or \"crctc\",\n"
+                    "\"noise\": {NoiseOptions} or null, \"augment\": {SpecAugmentOptions} or null (off),\n"
+                    "\"speeds\": [0.9, 1.1], \"band_limits\": [8000], \"band_limit_p\": 0.3, \"sample_rate\": 16000,\n"
+                    "\"batch_seconds\": 120, \"cache\": null, \"tokens\": \"char\", \"lm_order\": 3, \"lm_scale\": 0.5}.",
         epilog="examples:\n  asr train --train data/train.jsonl --valid data/dev.jsonl --exp-dir exp/char\n"
                "  asr train --train data/train.jsonl --valid data/dev.jsonl --exp-dir exp/phone "
                "--lexicon etc/an4.dic",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    train.add_argument("--train", required=True, help="training manifest (.jsonl)")
-    train.add_argument("--valid", required=True, help="validation manifest (.jsonl)")
-    train.add_argument("--exp-dir", required=True, help="checkpoints, logs, lm.arpa and model/ go here")
-    train.add_argument("--tokens", default="char", help="char, or bpe:N for N sentencepiece tokens (default char)")
-    train.add_argument("--lexicon", help="train on phones: lexicon.txt with WORD PHONE PHONE ... lines")
-    train.add_argument("--config", help="JSON file of settings overriding the defaults (see above)")
-    train.add_argument("--epochs", type=int, help="override the config's number of epochs")
-    train.add_argument("--lm-order", type=int, default=3, help="n-gram order of the graph's LM (default 3)")
-    train.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 (for several GPUs use torchrun)")
-    train.add_argument("--seed", type=int, default=0)
-    train.set_defaults(run=_cmd_train)
+    command.add_argument("--train", required=True, help="training manifest (.jsonl)")
+    command.add_argument("--valid", required=True, help="validation manifest (.jsonl)")
+    command.add_argument("--exp-dir", required=True, help="checkpoints, logs, lm.arpa and model/ go here")
+    command.add_argument("--tokens", help="char, or bpe:N for N sentencepiece tokens (default: the config's, char)")
+    command.add_argument("--lexicon", help="train on phones: lexicon.txt with WORD PHONE PHONE ... lines")
+    command.add_argument("--config", help="JSON file of settings overriding the defaults (see above)")
+    command.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    command.add_argument("--lm-order", type=int, help="n-gram order of the graph's LM (default: the config's, 3)")
+    command.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 (for several GPUs use torchrun)")
+    command.add_argument("--seed", type=int, default=0)
+    command.set_defaults(run=_cmd_train)
 
-    lm = commands.add_parser(
+
+def _add_lm(commands) -> None:
+    """`asr lm`: a Kneser-Ney ARPA model from text."""
+    command = commands.add_parser(
         "lm", help="estimate a back-off n-gram LM (modified Kneser-Ney) from text, as ARPA",
         description="Estimate an interpolated modified Kneser-Ney n-gram model (as KenLM's lmplz does) from "
                     "text files with one sentence per line, and write it in ARPA format. Words are used as "
                     "written (normalize case beforehand); <unk> gets the uniform share of the unigram mass.",
         epilog="example: asr lm data/train/text --kaldi-text --order 3 -o data/lm/3gram.arpa",
     )
-    lm.add_argument("text", nargs="+", help="text files, one sentence per line")
-    lm.add_argument("-o", "--output", required=True, help="ARPA file to write")
-    lm.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
-    lm.add_argument("--kaldi-text", action="store_true", help="lines start with an utterance id (Kaldi `text`): drop it")
-    lm.set_defaults(run=_cmd_lm)
+    command.add_argument("text", nargs="+", help="text files, one sentence per line")
+    command.add_argument("-o", "--output", required=True, help="ARPA file to write")
+    command.add_argument("--order", type=int, default=3, help="n-gram order (default 3)")
+    command.add_argument("--kaldi-text", action="store_true", help="lines start with an utterance id (Kaldi `text`): drop it")
+    command.set_defaults(run=_cmd_lm)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr",
+        description="Speech recognition with differentiable WFSTs. Run `asr COMMAND --help` for a command's options.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in (_add_score, _add_transcribe, _add_align, _add_compile_graph, _add_train, _add_lm):
+        add(commands)
     return parser
 
 
@@ -366,6 +397,9 @@ def main(argv: list[str] | None = None) -> int:
         warnings.showwarning = show
         try:
             return args.run(args)
+        except BrokenPipeError:  # the reader left (`asr score ... | head -1`): stop quietly, as `cat` does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+            return 128 + signal.SIGPIPE
         except (OSError, ValueError) as error:
             print(f"asr {args.command}: error: {error}", file=sys.stderr)
             return 2

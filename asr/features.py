@@ -8,6 +8,7 @@ CMVN is the global mean).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -161,6 +162,25 @@ class GlobalCMVN:
             raise ValueError(f"{path}: not a readable CMVN statistics file ({error})") from error
 
 
+@dataclasses.dataclass
+class SpecAugmentOptions:
+    """SpecAugment's masks: `freq_masks` of up to `freq_width` bins, `time_masks` of up to
+    `time_width` times the length, on an example with probability `p`."""
+
+    freq_masks: int = 2
+    freq_width: int = 27
+    time_masks: int = 2
+    time_width: float = 0.05
+    p: float = 1.0
+
+    def __post_init__(self):
+        if not (0.0 <= self.time_width <= 1.0 and 0.0 <= self.p <= 1.0):
+            raise ValueError(f"time_width and p must lie in [0, 1], got {self.time_width} and {self.p}")
+        if min(self.freq_masks, self.freq_width, self.time_masks) < 0:
+            raise ValueError(f"freq_masks, freq_width and time_masks must be >= 0, got {self.freq_masks}, "
+                             f"{self.freq_width} and {self.time_masks}")
+
+
 class SpecAugment(torch.nn.Module):
     """SpecAugment frequency and time masks on [T, F] or [B, T, F] features, in training mode only.
 
@@ -169,16 +189,13 @@ class SpecAugment(torch.nn.Module):
     length) frames, and its start uniform over the positions where it fits. Masked values are 0.
     """
 
-    def __init__(self, freq_masks: int = 2, freq_width: int = 27, time_masks: int = 2,
-                 time_width: float = 0.05, p: float = 1.0):
+    def __init__(self, **options):
+        """`options`: `SpecAugmentOptions` fields."""
         super().__init__()
-        if not (0.0 <= time_width <= 1.0 and 0.0 <= p <= 1.0):
-            raise ValueError(f"time_width and p must lie in [0, 1], got {time_width} and {p}")
-        if min(freq_masks, freq_width, time_masks) < 0:
-            raise ValueError(f"freq_masks, freq_width and time_masks must be >= 0, got {freq_masks}, {freq_width} "
-                             f"and {time_masks}")
-        self.freq_masks, self.freq_width, self.time_masks = freq_masks, freq_width, time_masks
-        self.time_width, self.p = time_width, p
+        self.options = SpecAugmentOptions(**options)
+        self.freq_masks, self.freq_width, self.time_masks = (self.options.freq_masks, self.options.freq_width,
+                                                             self.options.time_masks)
+        self.time_width, self.p = self.options.time_width, self.options.p
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if not self.training or self.p == 0.0:
@@ -205,6 +222,33 @@ def _random_spans(batch: int, size: int, count: int, max_width: float, device: t
     return ((position >= starts) & (position < starts + widths)).any(dim=1)
 
 
+@dataclasses.dataclass
+class NoiseOptions:
+    """`NoiseBursts` settings (see there): bursts per example, their odds, lengths and levels."""
+
+    count: int = 2
+    p: float = 0.5
+    min_frames: int = 5
+    max_frames: int = 40
+    ramp: int = 3
+    at_start: float = 0.25
+    speech: float = 0.5
+    speech_gain: tuple[float, float] = (-6.0, -2.0)
+    level: tuple[float, float] = (-2.0, 3.0)
+    tilt: float = 2.0
+    color: float = 1.0
+    flicker: float = 0.5
+
+    def __post_init__(self):
+        probabilities = {"p": self.p, "at_start": self.at_start, "speech": self.speech}
+        if not all(0.0 <= value <= 1.0 for value in probabilities.values()):
+            raise ValueError(f"NoiseBursts probabilities must lie in [0, 1], got {probabilities}")
+        if not (1 <= self.min_frames <= self.max_frames and self.count >= 0 and self.ramp >= 1):
+            raise ValueError(f"NoiseBursts needs 1 <= min_frames <= max_frames, count >= 0 and ramp >= 1, got frames "
+                             f"{self.min_frames}..{self.max_frames}, count={self.count}, ramp={self.ramp}")
+        self.speech_gain, self.level = tuple(self.speech_gain), tuple(self.level)
+
+
 class NoiseBursts(torch.nn.Module):
     """Short bursts of noise and of faint speech added to CMVN-normalized log-mel features
     [T, F] or [B, T, F], in training mode only: the breaths, rustles, clicks and background
@@ -224,22 +268,15 @@ class NoiseBursts(torch.nn.Module):
     loud ones; frames without a burst are returned bit-exact.
     """
 
-    def __init__(self, cmvn: GlobalCMVN, count: int = 2, p: float = 0.5, min_frames: int = 5,
-                 max_frames: int = 40, ramp: int = 3, at_start: float = 0.25, speech: float = 0.5,
-                 speech_gain: tuple[float, float] = (-6.0, -2.0), level: tuple[float, float] = (-2.0, 3.0),
-                 tilt: float = 2.0, color: float = 1.0, flicker: float = 0.5):
+    def __init__(self, cmvn: GlobalCMVN, **options):
+        """`options`: `NoiseOptions` fields."""
         super().__init__()
-        probabilities = {"p": p, "at_start": at_start, "speech": speech}
-        if not all(0.0 <= value <= 1.0 for value in probabilities.values()):
-            raise ValueError(f"NoiseBursts probabilities must lie in [0, 1], got {probabilities}")
-        if not (1 <= min_frames <= max_frames and count >= 0 and ramp >= 1):
-            raise ValueError(f"NoiseBursts needs 1 <= min_frames <= max_frames, count >= 0 and ramp >= 1, "
-                             f"got frames {min_frames}..{max_frames}, count={count}, ramp={ramp}")
+        o = self.options = NoiseOptions(**options)
         self.register_buffer("mean", cmvn.mean.clone(), persistent=False)
         self.register_buffer("std", cmvn.std.clone(), persistent=False)
-        self.count, self.p, self.min_frames, self.max_frames, self.ramp = count, p, min_frames, max_frames, ramp
-        self.at_start, self.speech, self.speech_gain = at_start, speech, speech_gain
-        self.level, self.tilt, self.color, self.flicker = level, tilt, color, flicker
+        self.count, self.p, self.min_frames, self.max_frames, self.ramp = o.count, o.p, o.min_frames, o.max_frames, o.ramp
+        self.at_start, self.speech, self.speech_gain = o.at_start, o.speech, o.speech_gain
+        self.level, self.tilt, self.color, self.flicker = o.level, o.tilt, o.color, o.flicker
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         if not self.training or self.count == 0 or self.p == 0.0:

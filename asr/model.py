@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import config as settings
+
 logger = logging.getLogger("asr.model")
 
 # Strides of the two 3x3 convolutions for each supported subsampling factor.
@@ -45,7 +47,7 @@ class EncoderConfig:
     labelling silence with a word and never learn to separate the words.
     """
 
-    vocab_size: int
+    vocab_size: int | None = None  # the tokenizer's; None in a training config, filled in by `with_vocab`
     input_dim: int = 80
     d_model: int = 144
     num_heads: int = 4
@@ -75,6 +77,10 @@ class EncoderConfig:
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
 
+    def with_vocab(self, vocab_size: int) -> EncoderConfig:
+        """This config for a model with `vocab_size` outputs (blank included)."""
+        return dataclasses.replace(self, vocab_size=vocab_size)
+
     def to_dict(self) -> dict:
         """Plain dict of all fields (JSON-serializable), the inverse of `from_dict`."""
         return dataclasses.asdict(self)
@@ -82,11 +88,7 @@ class EncoderConfig:
     @classmethod
     def from_dict(cls, values: dict) -> EncoderConfig:
         """Config from a `to_dict` result; unknown keys are an error rather than silently dropped."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(f"unknown EncoderConfig keys {unknown}; known keys are {sorted(known)}")
-        return cls(**values)
+        return settings.from_dict(cls, values, "EncoderConfig")
 
 
 class Conv2dSubsampling(nn.Module):
@@ -242,6 +244,8 @@ class TransformerEncoder(nn.Module):
 
     def __init__(self, config: EncoderConfig):
         super().__init__()
+        if config.vocab_size is None:
+            raise ValueError("the encoder config has no vocab_size: set it with config.with_vocab(tokenizer.vocab_size)")
         self.config = config
         self.subsampling = Conv2dSubsampling(
             config.input_dim, config.d_model, config.conv_channels or config.d_model, config.subsampling

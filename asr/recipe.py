@@ -1,8 +1,9 @@
-"""What every recipe does: parse the common options, run stages, fit CMVN, batch data, train a
-CTC encoder, decode through a word graph, score, and write results.json plus a model directory.
+"""What every recipe does: parse the common options, run the stages (corpus, manifests,
+training as `asr.training` does it, decoding and scoring as `asr transcribe` does it), and
+write results.json plus a model directory.
 
-A recipe module supplies only its corpus preparation, token set, lexicon, grammar and sizes:
-for a closed-vocabulary task that is a `WordRecipe` and its `run`.
+A recipe module supplies only its corpus preparation, lexicon, grammar and training config:
+a closed-vocabulary task is a `WordRecipe`, an open-vocabulary corpus a `CorpusRecipe`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import json
 import logging
 import time
 import warnings
-from functools import partial
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -23,18 +23,14 @@ import torch
 import graphs
 
 from .audio import LowSampleRateWarning, load_audio
-from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed, write_manifest
-from .decoding import greedy_ctc
-from .features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment
+from .data import Utterance, read_manifest, write_manifest
+from .features import GlobalCMVN
 from .files import atomic_open, write_atomic
 from .lang import build_hlg
-from .lm import estimate_kneser_ney, write_arpa
-from .losses import make_loss
 from .model_dir import Featurizer, ModelDir, load_model_dir, save_model_dir
-from .model import EncoderConfig, TransformerEncoder
 from .scoring import score
-from .tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon
-from .train import Trainer, TrainerConfig
+from .tokenizer import PhoneTokenizer, Tokenizer
+from .training import RecognizerConfig, TrainingConfig, fit_cmvn, train_recognizer
 from .transcribe import Recognizer
 
 log = logging.getLogger("asr.recipe")
@@ -66,96 +62,6 @@ def stage(args, number: int, name: str) -> bool:
     return selected
 
 
-def fit_cmvn(utterances: Sequence[Utterance], sample_rate: int, fbank: Fbank) -> GlobalCMVN:
-    return GlobalCMVN.fit(fbank(load_audio(u.audio, sample_rate)) for u in utterances)
-
-
-def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokenizer, max_seconds: float,
-           shuffle: bool, seed: int, cache: bool = False, band_limits: Sequence[int] = (), band_limit_p: float = 0.0
-           ) -> tuple[torch.utils.data.DataLoader, BucketBatchSampler]:
-    """Duration-bucketed batches of at most `max_seconds` of audio; `cache` keeps features in
-    memory; `band_limits`/`band_limit_p` band-limit some reads (`SpeechDataset`)."""
-    dataset = SpeechDataset(list(utterances), partial(load_audio, sample_rate=sample_rate), featurize,
-                            tokenizer.encode, cache=cache, band_limits=band_limits, band_limit_p=band_limit_p,
-                            target_graph=tokenizer.target_graph)
-    sampler = BucketBatchSampler([u.duration for u in utterances], max_seconds, shuffle=shuffle, seed=seed)
-    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate), sampler
-
-
-CACHE_LIMIT_BYTES = 4 << 30  # training features cached in memory by default when they take less
-AUDIO_HOURS_TRAINED = 60.0  # default training length: epochs of this much audio in all...
-EPOCH_RANGE = (10, 60)  # ...but at least 10 and at most 60 epochs
-
-
-def epochs_for(hours: float) -> int:
-    """Default number of epochs for `hours` of training audio per epoch (speed-perturbed copies
-    included): about `AUDIO_HOURS_TRAINED` hours in all, within `EPOCH_RANGE` (33 for AN4's
-    1.8 hours, 10 for 100 hours and more)."""
-    low, high = EPOCH_RANGE
-    return int(min(high, max(low, round(AUDIO_HOURS_TRAINED / max(hours, 1e-9)))))
-
-
-@dataclasses.dataclass
-class CTCTraining:
-    """How to train a CTC encoder: `model`, `train`, `noise` and `augment` hold
-    `EncoderConfig`, `TrainerConfig`, `NoiseBursts` and `SpecAugment` arguments; `loss` names
-    the loss (`asr.losses.make_loss`: "ctc", "crctc" or a dict with options); `speeds` adds
-    speed-perturbed copies of the training set (e.g. (0.9, 1.1)); with probability
-    `band_limit_p` a training read is band-limited to one of `band_limits` (e.g. (8000,)), so
-    the model also works on narrowband audio; batches hold at most `batch_seconds` of audio;
-    `cache` keeps training features in memory (None: when they take less than
-    `CACHE_LIMIT_BYTES`). Without "epochs" in `train`, the number of epochs follows the amount
-    of training audio (`epochs_for`)."""
-
-    model: dict
-    train: dict
-    noise: dict | None = None
-    augment: dict | None = None
-    speeds: Sequence[float] = ()
-    batch_seconds: float = 60.0
-    cache: bool | None = False
-    loss: str | dict = "ctc"
-    band_limits: Sequence[int] = ()
-    band_limit_p: float = 0.0
-
-    def with_epochs(self, epochs: int | None) -> CTCTraining:
-        """This training with `epochs` epochs (unchanged for None)."""
-        return self if epochs is None else dataclasses.replace(self, train={**self.train, "epochs": epochs})
-
-    def augmentation(self, cmvn: GlobalCMVN) -> torch.nn.Module | None:
-        """`NoiseBursts`, then `SpecAugment`; either is left out when its options are empty."""
-        steps = [*([NoiseBursts(cmvn, **self.noise)] if self.noise else []),
-                 *([SpecAugment(**self.augment)] if self.augment else [])]
-        return torch.nn.Sequential(*steps) if steps else None
-
-    def run(self, train: Sequence[Utterance], valid_loader, featurizer: Featurizer, tokenizer: Tokenizer,
-            exp_dir: str | Path, seed: int, device: str) -> tuple[TransformerEncoder, float]:
-        """Train on `train` (checkpoints in exp_dir; a rerun resumes); returns the model (the
-        last epoch, or the average of the last `average_last`; eval mode) and the training
-        seconds (all runs of this experiment together)."""
-        perturbed = speed_perturbed(train, self.speeds)
-        hours = sum(u.duration for u in perturbed) / 3600
-        log.info("training on %d utterances, %.2f hours of audio (%d of them speed-perturbed copies)",
-                 len(perturbed), hours, len(perturbed) - len(train))
-        cache = self.cache
-        if cache is None:
-            frames = hours * 3600 * 1000 / featurizer.fbank.frame_shift_ms * (2 if self.band_limit_p else 1)
-            cache = frames * featurizer.fbank.num_mel_bins * 4 < CACHE_LIMIT_BYTES
-        train_loader, sampler = loader(perturbed, featurizer.fbank.sample_rate, featurizer, tokenizer,
-                                       self.batch_seconds, True, seed, cache=cache, band_limits=self.band_limits,
-                                       band_limit_p=self.band_limit_p)
-        options = {"epochs": epochs_for(hours), **self.train}
-        if "epochs" not in self.train:
-            log.info("%d epochs for %.2f hours of training audio", options["epochs"], hours)
-        torch.manual_seed(seed)
-        model = TransformerEncoder(EncoderConfig(vocab_size=tokenizer.vocab_size, **self.model))
-        trainer = Trainer(model, make_loss(self.loss), TrainerConfig(exp_dir=str(exp_dir), seed=seed, **options),
-                          train_loader, valid_loader, sampler=sampler, decode_fn=greedy_ctc,
-                          detokenize=tokenizer.decode, device=device, augment=self.augmentation(featurizer.cmvn))
-        trainer.fit()
-        return model.eval(), trainer.train_seconds
-
-
 def write_manifests(exp_dir: str | Path, splits: dict[str, list[Utterance]]) -> None:
     for name, utterances in splits.items():
         write_manifest(Path(exp_dir) / f"{name}.jsonl", utterances)
@@ -176,8 +82,7 @@ class WordRecipe:
     words: Sequence[str]
     pronunciations: dict[str, list[list[str]]]
     grammar: Callable[[], graphs.Graph]
-    sample_rate: int
-    training: CTCTraining
+    training: TrainingConfig
 
     def tokens(self) -> list[str]:
         """The token set in order of first use by the words' pronunciations."""
@@ -188,21 +93,22 @@ class WordRecipe:
         """fetch(data_dir) makes the corpus available (stage 0); prepare(data_dir) returns its
         {"train": [...], "test": [...]} utterances (stage 1). Returns the results of stage 3."""
         exp, data_dir = Path(args.exp_dir), Path(args.data_dir)
-        fbank = Fbank(num_mel_bins=self.training.model["input_dim"], sample_rate=self.sample_rate)
+        fbank = self.training.fbank()
         if stage(args, 0, "get the corpus"):
             fetch(data_dir)
         if stage(args, 1, "manifests, CMVN, tokens"):
             splits = prepare(data_dir)
             write_manifests(exp, splits)
-            fit_cmvn(splits["train"], self.sample_rate, fbank).save(exp / "cmvn.json")
+            fit_cmvn(splits["train"], self.training.sample_rate, fbank).save(exp / "cmvn.json")
             PhoneTokenizer(self.pronunciations, phones=self.tokens()).save(exp / "lang")
         test = read_manifest(exp / "test.jsonl") if any(args.stage <= n <= args.stop_stage for n in (2, 3)) else []
         if stage(args, 2, "train"):
             tokenizer = Tokenizer.load(exp / "lang")
             featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
-            test_loader, _ = loader(test, self.sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
-            model, seconds = self.training.with_epochs(args.epochs).run(
-                read_manifest(exp / "train.jsonl"), test_loader, featurizer, tokenizer, exp, args.seed, args.device)
+            training = self.training.with_epochs(args.epochs)
+            training.save(exp)
+            model, seconds = training.run(read_manifest(exp / "train.jsonl"), test, featurizer, tokenizer, exp,
+                                          args.seed, args.device)
             lexicon = {word: self.pronunciations[word] for word in self.words}  # word i is the grammar's label i
             graph = build_hlg(tokenizer.tokens, lexicon, grammar=self.grammar(), optimize=False)
             save_model_dir(exp / "model", model, tokenizer, featurizer, graph)
@@ -214,98 +120,6 @@ class WordRecipe:
             write_atomic(exp / "results.json", json.dumps(summary, indent=2) + "\n")
             return summary
         return None
-
-
-# What `asr train` does without a --config, and the AN4 recipe: chosen by measurement on AN4's dev
-# split (docs/results.md). A conformer of 6 x 144 with 288-wide feed-forwards (2.1M parameters;
-# 52 minutes for the AN4 recipe on 2 cores, where 576-wide ones ran past 60); speed-perturbed
-# copies, SpecAugment and band-limited reads; warmup sized in epochs, epochs by the amount of
-# audio, and the model averaged over the last 5 epochs.
-DEFAULT_TRAINING = CTCTraining(
-    model=dict(input_dim=80, architecture="conformer", d_model=144, num_heads=4, num_layers=6, ff_dim=288,
-               conv_kernel=15, dropout=0.1, conv_channels=64, blank_bias=3.0),
-    train=dict(lr=2e-3, warmup_epochs=3, schedule="cosine", log_every=50, average_last=5),
-    augment=dict(freq_masks=2, freq_width=15, time_masks=4, time_width=0.05),
-    speeds=(0.9, 1.1),
-    band_limits=(8000,),
-    band_limit_p=0.3,
-    batch_seconds=120.0,
-    cache=None,
-)
-
-
-def training_from_config(config: dict) -> CTCTraining:
-    """`DEFAULT_TRAINING` with a config's settings: its "model" and "train" entries override
-    single options, every other key replaces the default (e.g. "augment": {} turns SpecAugment off)."""
-    unknown = sorted(set(config) - {field.name for field in dataclasses.fields(CTCTraining)})
-    if unknown:
-        raise ValueError(f"config: unknown keys {unknown}")
-    merged = {name: {**getattr(DEFAULT_TRAINING, name), **config.get(name, {})} for name in ("model", "train")}
-    return dataclasses.replace(DEFAULT_TRAINING, **{**config, **merged})
-
-
-def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path, exp_dir: str | Path,
-                         tokens: str = "char", lexicon: str | Path | None = None, config: dict | None = None,
-                         lm_order: int = 3, device: str = "cpu", seed: int = 0) -> Path:
-    """`asr train`: `train_recognizer` on JSONL manifests, trained as `DEFAULT_TRAINING` says
-    but for the settings of a JSON `config` (`training_from_config`), which holds
-    `CTCTraining`'s fields ("model", "train", "loss", "noise", "augment", "speeds",
-    "band_limits", "band_limit_p", "batch_seconds", "cache") and "sample_rate" (16000).
-
-    `tokens` is "char" or "bpe:N" (sentencepiece, N tokens with the blank), unless `lexicon`
-    (WORD PHONE PHONE ... lines) makes the tokens phones. Rerunning it resumes training.
-    """
-    config = dict(config or {})
-    sample_rate = int(config.pop("sample_rate", 16000))
-    training = training_from_config(config)
-    return train_recognizer(read_manifest(train_manifest), read_manifest(valid_manifest), exp_dir, training,
-                            sample_rate, tokens, lexicon, lm_order, device, seed)
-
-
-# CTC posteriors are peaky: the LM is worth less than one acoustic log-probability per unit.
-# Chosen on AN4's dev split with the first model trained there (a transformer; docs/results.md),
-# before the models it was then used for; recorded in each model directory's decoding.json.
-DEFAULT_LM_SCALE = 0.5
-
-
-def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp_dir: str | Path,
-                     training: CTCTraining, sample_rate: int = 16000, tokens: str = "char",
-                     lexicon: str | Path | None = None, lm_order: int = 3, device: str = "cpu", seed: int = 0,
-                     lm_scale: float = DEFAULT_LM_SCALE) -> Path:
-    """Tokens, CMVN and a CTC encoder trained as `training` says (validated on `valid`), a
-    Kneser-Ney LM of the training transcripts (exp_dir/lm.arpa) and the HLG of the training
-    words with it: the model directory exp_dir/model (decoding with `lm_scale` by default),
-    whose path is returned. The training seconds go to exp_dir/train_seconds. Rerunning it
-    resumes training."""
-    exp = Path(exp_dir)
-    exp.mkdir(parents=True, exist_ok=True)
-    texts = [u.text for u in train]
-    fbank = Fbank(num_mel_bins=training.model.get("input_dim", 80), sample_rate=sample_rate)
-    tokenizer = _make_tokenizer(tokens, lexicon, texts, exp / "lang")
-    featurizer = Featurizer(fbank, fit_cmvn(train, sample_rate, fbank))
-    featurizer.cmvn.save(exp / "cmvn.json")
-    valid_loader, _ = loader(valid, sample_rate, featurizer, tokenizer, 60.0, shuffle=False, seed=0)
-    model, seconds = training.run(train, valid_loader, featurizer, tokenizer, exp, seed, device)
-    write_atomic(exp / "train_seconds", f"{seconds}\n")
-    lm = estimate_kneser_ney((text.split() for text in texts), lm_order)
-    write_arpa(lm, exp / "lm.arpa")
-    words = sorted({w for text in texts for w in text.split()})
-    spellings = {w: [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(w)] for w in words}
-    graph = build_hlg(tokenizer.tokens, spellings, lm)
-    return save_model_dir(exp / "model", model, tokenizer, featurizer, graph, decoding={"lm_scale": lm_scale})
-
-
-def _make_tokenizer(tokens: str, lexicon, texts: list[str], directory: Path) -> Tokenizer:
-    if lexicon:
-        tokenizer = PhoneTokenizer(read_lexicon(lexicon))
-    elif tokens == "char":
-        tokenizer = CharTokenizer.build(texts)
-    elif tokens.startswith("bpe:") and tokens[4:].isdigit():
-        return BPETokenizer.train(texts, int(tokens[4:]), directory)
-    else:
-        raise ValueError(f"tokens must be 'char' or 'bpe:N' (or give a lexicon), got {tokens!r}")
-    tokenizer.save(directory)
-    return tokenizer
 
 
 NARROWBAND_RATE = 8000  # telephone bandwidth: the narrowband copies of evaluation sets
@@ -386,11 +200,9 @@ class CorpusRecipe:
     """
 
     name: str
-    sample_rate: int
-    training: CTCTraining
+    training: RecognizerConfig
     test_location: str
     narrowband: Sequence[str] = ("dev",)
-    lm_order: int = 3
 
     def run(self, args: argparse.Namespace, fetch: Callable[[Path], object],
             prepare: Callable[[Path], dict[str, list[Utterance]]], lexicon: Callable[[Path], Path]) -> dict | None:
@@ -408,10 +220,9 @@ class CorpusRecipe:
                 stale.unlink()  # e.g. a test manifest from a data dir that had the test set
             write_manifests(exp, splits)
         if stage(args, 2, "train"):
-            train_recognizer(read_manifest(exp / "train.jsonl"), read_manifest(exp / "dev.jsonl"), exp,
-                             self.training.with_epochs(args.epochs),
-                             self.sample_rate, args.tokens, lexicon(data_dir) if args.tokens == "phone" else None,
-                             self.lm_order, args.device, args.seed)
+            config = dataclasses.replace(self.training.with_epochs(args.epochs), tokens=args.tokens)
+            train_recognizer(read_manifest(exp / "train.jsonl"), read_manifest(exp / "dev.jsonl"), exp, config,
+                             lexicon(data_dir) if args.tokens == "phone" else None, args.device, args.seed)
         if stage(args, 3, "decode and score"):
             return self._score(exp, args)
         return None

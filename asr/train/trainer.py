@@ -54,8 +54,7 @@ class TrainerConfig:
     grad_clip: max global gradient norm (0: no clipping).
     """
 
-    exp_dir: str
-    epochs: int = 10
+    epochs: int | None = None  # None: set by whoever knows the data (asr.recipe: by hours of audio)
     lr: float = 1e-3
     weight_decay: float = 1e-2
     warmup_epochs: float = 2.0
@@ -65,7 +64,6 @@ class TrainerConfig:
     accumulate: int = 1
     amp: str = "auto"
     checkpoint_every_steps: int = 0
-    seed: int = 0
     log_every: int = 50
     keep_last: int = 5
     average_last: int = 1
@@ -75,7 +73,7 @@ class TrainerConfig:
             raise ValueError(f"schedule must be 'noam' or 'cosine', got {self.schedule!r}")
         if self.amp not in ("auto", "bf16", "fp16", "off"):
             raise ValueError(f"amp must be 'auto', 'bf16', 'fp16' or 'off', got {self.amp!r}")
-        for name in ("epochs", "accumulate", "log_every", "average_last"):
+        for name in ("accumulate", "log_every", "average_last", *(("epochs",) if self.epochs is not None else ())):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         if self.warmup_steps is not None and self.warmup_steps < 1:
@@ -85,7 +83,6 @@ class TrainerConfig:
         if self.keep_last and self.keep_last < self.average_last:
             raise ValueError(f"keep_last ({self.keep_last}) must be 0 (keep all) or at least average_last "
                              f"({self.average_last}): the averaged epochs' checkpoints are needed")
-        self.exp_dir = str(self.exp_dir)  # a Path would not load back with weights_only=True
 
 
 class _ModelWithLoss(nn.Module):
@@ -137,13 +134,15 @@ class Trainer:
                  valid_loader: Iterable | None = None, sampler=None,
                  decode_fn: Callable[[torch.Tensor, torch.Tensor], list[list[int]]] | None = None,
                  detokenize: Callable[[list[int]], str] | None = None, device: str | torch.device | None = None,
-                 augment: nn.Module | None = None):
-        self.config = config
+                 augment: nn.Module | None = None, *, exp_dir: str | Path, seed: int = 0):
+        if config.epochs is None:
+            raise ValueError("TrainerConfig.epochs is not set")
+        self.config, self.seed = config, seed
         self.context = distributed.current_context()
         self.device = torch.device(device) if device is not None else self.context.device
         self.train_loader, self.valid_loader, self.sampler = train_loader, valid_loader, sampler
         self.decode_fn, self.detokenize = decode_fn, detokenize
-        self.exp_dir = Path(config.exp_dir)
+        self.exp_dir = Path(exp_dir)
         self.amp_dtype = _amp_dtype(config.amp, self.device)
         self.task = _ModelWithLoss(model, loss_fn, self.amp_dtype, augment).to(self.device)
         self.model = model
@@ -226,7 +225,7 @@ class Trainer:
 
     def _train_epoch(self, epoch: int, start_batch: int, saved_rng: dict | None) -> None:
         """One epoch from batch `start_batch` (0, or a mid-epoch checkpoint's position)."""
-        seed_everything(int(np.random.SeedSequence([self.config.seed, epoch, self.context.rank]).generate_state(1)[0]))
+        seed_everything(int(np.random.SeedSequence([self.seed, epoch, self.context.rank]).generate_state(1)[0]))
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
         batches = iter(self.train_loader)

@@ -10,12 +10,12 @@ when present), 2 train, 3 decode and score every set (results.json, hyp_*.txt, m
 
 from asr import recipe
 from asr.corpora import an4
+from asr.training import DEFAULT_TRAINING
 
 AN4 = recipe.CorpusRecipe(
     name="an4",
-    sample_rate=16000,
     test_location="etc/an4_test.transcription, etc/an4_test.fileids and wav/an4test_clstk under the data dir",
-    training=recipe.DEFAULT_TRAINING,  # what `asr train` does with no --config
+    training=DEFAULT_TRAINING,  # what `asr train` does with no --config
 )
 
 

@@ -14,7 +14,11 @@ from tqdm import tqdm
 from asr import recipe
 from asr.corpora import digits
 from asr.data import read_manifest
+from asr.features import SpecAugmentOptions
 from asr.lang import loop_grammar
+from asr.model import EncoderConfig
+from asr.train import TrainerConfig
+from asr.training import TrainingConfig
 
 SIZES = {"train": 3000, "test": 200}
 WORDS = list(digits.WORDS)
@@ -23,12 +27,11 @@ DIGITS = recipe.WordRecipe(
     words=WORDS,
     pronunciations={word: [[word]] for word in WORDS},  # each digit word is one token
     grammar=partial(loop_grammar, len(WORDS), min_words=1),  # a string of one or more digits
-    sample_rate=16000,
-    training=recipe.CTCTraining(
-        model=dict(input_dim=40, d_model=96, num_heads=4, num_layers=3, ff_dim=192, dropout=0.1, conv_channels=32,
-                   attention_window=8),
-        train=dict(epochs=12, lr=2e-3, warmup_steps=100, schedule="cosine", log_every=50, weight_decay=0.0),
-        augment=dict(freq_width=8, time_masks=4, time_width=0.05),
+    training=TrainingConfig(
+        model=EncoderConfig(input_dim=40, d_model=96, num_heads=4, num_layers=3, ff_dim=192, dropout=0.1,
+                            conv_channels=32, attention_window=8),
+        train=TrainerConfig(epochs=12, lr=2e-3, warmup_steps=100, schedule="cosine", log_every=50, weight_decay=0.0),
+        augment=SpecAugmentOptions(freq_width=8, time_masks=4, time_width=0.05),
         batch_seconds=60.0,
         cache=True,
     ),

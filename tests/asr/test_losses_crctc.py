@@ -64,7 +64,7 @@ def test_trainer_gives_the_loss_two_views_of_each_training_batch_and_one_in_vali
                          else None))
             return super().forward(log_probs, targets, input_lengths, target_lengths)
 
-    trainer = Trainer(make_model(0.1), Recording(), TrainerConfig(exp_dir=str(tmp_path), epochs=1, warmup_steps=1),
-                      batches, valid_loader=batches[:1])
+    trainer = Trainer(make_model(0.1), Recording(), TrainerConfig(epochs=1, warmup_steps=1),
+                      batches, valid_loader=batches[:1], exp_dir=tmp_path)
     trainer.fit()
     assert seen == [(True, 8, True), (True, 8, True), (False, 4, None)]

@@ -2,6 +2,9 @@
 
 import json
 import random
+import signal
+import subprocess
+import sys
 
 import pytest
 
@@ -63,3 +66,15 @@ def test_score_command(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["wer"] == 0.25
     assert cli.main(["score", str(tmp_path / "ref"), str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+
+
+def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):
+    """`asr score ... --details | head -1`: no traceback and no "Broken pipe" message."""
+    (tmp_path / "ref").write_text("".join(f"u{i} a b c d\n" for i in range(3000)))
+    (tmp_path / "hyp").write_text("".join(f"u{i} a x c\n" for i in range(3000)))
+    command = [sys.executable, "-m", "asr.cli", "score", str(tmp_path / "ref"), str(tmp_path / "hyp"), "--details"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+        first = process.stdout.readline()
+        process.stdout.close()  # as `head -1` does after its line
+        error = process.stderr.read()
+    assert first == b"u0\n" and error == b"" and process.returncode == 128 + signal.SIGPIPE

@@ -105,8 +105,8 @@ def test_resume_without_sampler_reads_past_finished_batches(tmp_path):
 
     def trainer(exp_dir, loader):
         torch.manual_seed(0)
-        config = TrainerConfig(exp_dir=str(exp_dir), epochs=2, lr=3e-3, warmup_steps=3, checkpoint_every_steps=3)
-        return Trainer(make_model(0.1), CTCLoss(), config, loader)
+        config = TrainerConfig(epochs=2, lr=3e-3, warmup_steps=3, checkpoint_every_steps=3)
+        return Trainer(make_model(0.1), CTCLoss(), config, loader, exp_dir=exp_dir)
 
     trainer(tmp_path / "reference", batches).fit()
 
@@ -168,8 +168,8 @@ def test_accumulating_two_half_batches_equals_one_full_batch(tmp_path):
 def test_skipped_utterances_are_counted_and_training_goes_on(tmp_path, caplog):
     data = SyntheticSpeech(24, seed=0, unreadable=frozenset({"u1", "u8", "u9", "u10", "u11"}))
     batches = [collate([data[i] for i in range(b, b + 4)]) for b in range(0, 24, 4)]  # batch 3 is all unreadable
-    config = TrainerConfig(exp_dir=str(tmp_path), epochs=1, warmup_steps=2, log_every=1)
-    trainer = Trainer(make_model(0.1), CTCLoss(), config, batches)
+    config = TrainerConfig(epochs=1, warmup_steps=2, log_every=1)
+    trainer = Trainer(make_model(0.1), CTCLoss(), config, batches, exp_dir=tmp_path)
     with caplog.at_level(logging.WARNING, logger="asr.train"):
         trainer.fit()
     assert trainer.skipped_utterances == 5
@@ -189,8 +189,9 @@ def test_augment_applies_to_training_batches_only(tmp_path):
             seen.append(tuple(features.shape))
             return features
 
-    config = TrainerConfig(exp_dir=str(tmp_path), epochs=1, warmup_steps=2)
-    trainer = Trainer(make_model(0.0), CTCLoss(), config, batches, valid_loader=batches[:1], augment=Recorder())
+    config = TrainerConfig(epochs=1, warmup_steps=2)
+    trainer = Trainer(make_model(0.0), CTCLoss(), config, batches, valid_loader=batches[:1], augment=Recorder(),
+                      exp_dir=tmp_path)
     trainer.fit()
     assert seen == [tuple(b["features"].shape) for b in batches]
 
@@ -261,7 +262,7 @@ def test_only_the_last_epochs_are_kept_and_the_final_model_is_their_average(tmp_
     for name, value in again.model.state_dict().items():
         torch.testing.assert_close(value, trainer.model.state_dict()[name], msg=name)
     with pytest.raises(ValueError, match="keep_last"):
-        TrainerConfig(exp_dir=str(tmp_path), keep_last=2, average_last=3)
+        TrainerConfig(keep_last=2, average_last=3)
 
 
 def test_warmup_epochs_size_the_warmup_to_the_data(tmp_path):

@@ -1,5 +1,6 @@
 """`asr train`: manifests in, a model directory out that `asr transcribe` loads; reruns resume."""
 
+import dataclasses
 import json
 
 import pytest
@@ -8,7 +9,9 @@ import torch
 from asr import cli
 from asr.data import Utterance, write_manifest
 from asr.model_dir import load_model_dir
-from asr.recipe import DEFAULT_LM_SCALE, DEFAULT_TRAINING, epochs_for, training_from_config
+from asr.config import to_dict
+from asr.features import SpecAugmentOptions
+from asr.training import DEFAULT_LM_SCALE, DEFAULT_TRAINING, RecognizerConfig, epochs_for, training_from_config
 from asr.transcribe import Recognizer
 
 from .conftest import RATE, noise_wav
@@ -54,17 +57,46 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
     assert set("".join(record["text"].split())) <= set("YESNO")
     assert len(record["words"]) == len(record["text"].split())
     assert cli.main(arguments[:-2] + ["--tokens", "words"]) == 2
-    assert "tokens must be 'char' or 'bpe:N'" in capsys.readouterr().err
+    assert "tokens must be 'char', 'phone' or 'bpe:N'" in capsys.readouterr().err
 
 
 def test_a_config_overrides_single_options_of_the_default_training():
-    training = training_from_config({"model": {"d_model": 96}, "train": {"epochs": 7}, "augment": {}})
-    assert training.model == {**DEFAULT_TRAINING.model, "d_model": 96}
-    assert training.train == {**DEFAULT_TRAINING.train, "epochs": 7}
-    assert training.augment == {} and training.speeds == DEFAULT_TRAINING.speeds == (0.9, 1.1)
+    training = training_from_config({"model": {"d_model": 96}, "train": {"epochs": 7}, "augment": None})
+    assert training.model == dataclasses.replace(DEFAULT_TRAINING.model, d_model=96)
+    assert training.train == dataclasses.replace(DEFAULT_TRAINING.train, epochs=7)
+    assert training.augment is None and training.speeds == DEFAULT_TRAINING.speeds == (0.9, 1.1)
+    assert training_from_config({"augment": {"p": 0.5}}).augment == dataclasses.replace(DEFAULT_TRAINING.augment, p=0.5)
     assert training_from_config({}) == DEFAULT_TRAINING
-    with pytest.raises(ValueError, match=r"unknown keys \['epochs'\]"):
-        training_from_config({"epochs": 3})
+    # the whole tree goes to JSON and back unchanged
+    assert training_from_config(json.loads(json.dumps(to_dict(training)))) == training
+
+
+@pytest.mark.parametrize("config, message", [
+    ({"epochs": 3}, r"config: unknown key epochs \(known: augment, band_limit_p"),
+    ({"train": {"epoch": 3}}, r"config.train: unknown key epoch \(known: accumulate"),
+    ({"model": {"architecture": "lstm"}}, r"config.model: architecture must be one of"),
+    ({"augment": {"p": 2}}, r"config.augment: time_width and p must lie in \[0, 1\]"),
+    ({"loss": "mmi2"}, r"config: unknown loss 'mmi2'"),
+    ({"speeds": [0.9, -1]}, r"config: speeds must be positive"),
+    ({"tokens": "words"}, r"config: tokens must be 'char', 'phone' or 'bpe:N'"),
+    ({"noise": 3}, r"config.noise: expected an object of NoiseOptions settings"),
+])
+def test_a_bad_config_is_refused_before_anything_runs_with_the_key_named(config, message):
+    with pytest.raises(ValueError, match=message):
+        training_from_config(config)
+
+
+def test_asr_train_checks_the_config_before_reading_data_and_writes_it_whole(tmp_path, capsys):
+    (tmp_path / "config.json").write_text('{"train": {"epohcs": 3}}')
+    arguments = ["train", "--train", str(tmp_path / "missing.jsonl"), "--valid", str(tmp_path / "missing.jsonl"),
+                 "--exp-dir", str(tmp_path / "exp"), "--config", str(tmp_path / "config.json")]
+    assert cli.main(arguments) == 2
+    assert "config.json.train: unknown key epohcs" in capsys.readouterr().err and not (tmp_path / "exp").exists()
+    config = dataclasses.replace(DEFAULT_TRAINING, augment=SpecAugmentOptions(freq_width=4))
+    config.save(tmp_path / "exp")
+    saved = json.loads((tmp_path / "exp" / "config.json").read_text())
+    assert saved["augment"]["freq_width"] == 4 and saved["tokens"] == "char" and saved["train"]["epochs"] is None
+    assert training_from_config(saved) == config and isinstance(config, RecognizerConfig)
 
 
 def test_default_epochs_follow_the_amount_of_training_audio():

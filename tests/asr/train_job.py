@@ -117,12 +117,12 @@ def build_trainer(exp_dir, *, epochs: int = 2, global_batch: int = 8, dropout: f
     train_loader = torch.utils.data.DataLoader(train_set, batch_sampler=sampler,
                                                collate_fn=lambda s: collate(s, delay))
     valid_loader = torch.utils.data.DataLoader(SyntheticSpeech(16, seed=seed + 1), batch_size=8, collate_fn=collate)
-    settings = dict(exp_dir=str(exp_dir), epochs=epochs, lr=3e-3, warmup_steps=4, seed=seed,
+    settings = dict(epochs=epochs, lr=3e-3, warmup_steps=4,
                     checkpoint_every_steps=checkpoint_every_steps, log_every=log_every)
     augmentation = torch.nn.Sequential(NoiseBursts(GlobalCMVN(torch.zeros(DIM), torch.ones(DIM)), min_frames=2,
                                                    max_frames=6), SpecAugment(freq_width=2)) if augment else None
     return Trainer(model, CTCLoss(), TrainerConfig(**{**settings, **config}), train_loader, valid_loader,
-                   sampler, decode_fn=greedy_decode, augment=augmentation)
+                   sampler, decode_fn=greedy_decode, augment=augmentation, exp_dir=exp_dir, seed=seed)
 
 
 def main() -> None:

@@ -1,0 +1,246 @@
+"""How a CTC recognizer is trained: the typed settings tree (`TrainingConfig`, and
+`RecognizerConfig` for `asr train` and the open-vocabulary recipes), its defaults, and the
+pipeline from manifests to a model directory.
+
+A config is checked as a whole when it is built (each node's `__post_init__`, the loss by
+name), before any data is read, and written to the experiment folder as config.json; every
+default lives in exactly one dataclass field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+from functools import partial
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from . import config as settings
+from .audio import load_audio
+from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed
+from .decoding import greedy_ctc
+from .features import Fbank, GlobalCMVN, NoiseBursts, NoiseOptions, SpecAugment, SpecAugmentOptions
+from .files import write_atomic
+from .lang import build_hlg
+from .lm import estimate_kneser_ney, write_arpa
+from .losses import make_loss
+from .model import EncoderConfig, TransformerEncoder
+from .model_dir import Featurizer, save_model_dir
+from .tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon
+from .train import Trainer, TrainerConfig
+
+log = logging.getLogger("asr.training")
+
+CONFIG_FILE = "config.json"
+CACHE_LIMIT_BYTES = 4 << 30  # training features cached in memory by default when they take less
+AUDIO_HOURS_TRAINED = 60.0  # default training length: epochs of this much audio in all...
+EPOCH_RANGE = (10, 60)  # ...but at least 10 and at most 60 epochs
+
+
+def epochs_for(hours: float) -> int:
+    """Default number of epochs for `hours` of training audio per epoch (speed-perturbed copies
+    included): about `AUDIO_HOURS_TRAINED` hours in all, within `EPOCH_RANGE` (33 for AN4's
+    1.8 hours, 10 for 100 hours and more)."""
+    low, high = EPOCH_RANGE
+    return int(min(high, max(low, round(AUDIO_HOURS_TRAINED / max(hours, 1e-9)))))
+
+
+def fit_cmvn(utterances: Sequence[Utterance], sample_rate: int, fbank: Fbank) -> GlobalCMVN:
+    return GlobalCMVN.fit(fbank(load_audio(u.audio, sample_rate)) for u in utterances)
+
+
+def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokenizer, max_seconds: float,
+           shuffle: bool, seed: int, cache: bool = False, band_limits: Sequence[int] = (), band_limit_p: float = 0.0
+           ) -> tuple[torch.utils.data.DataLoader, BucketBatchSampler]:
+    """Duration-bucketed batches of at most `max_seconds` of audio; `cache` keeps features in
+    memory; `band_limits`/`band_limit_p` band-limit some reads (`SpeechDataset`)."""
+    dataset = SpeechDataset(list(utterances), partial(load_audio, sample_rate=sample_rate), featurize,
+                            tokenizer.encode, cache=cache, band_limits=band_limits, band_limit_p=band_limit_p,
+                            target_graph=tokenizer.target_graph)
+    sampler = BucketBatchSampler([u.duration for u in utterances], max_seconds, shuffle=shuffle, seed=seed)
+    return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate), sampler
+
+
+@dataclasses.dataclass
+class TrainingConfig:
+    """How to train a CTC encoder: `model` (its sizes; the vocabulary comes from the tokenizer),
+    `train` (optimization; `epochs` None follows the amount of audio, `epochs_for`), `loss`
+    (`asr.losses.make_loss`: "ctc", "crctc" or {"name": ..., **options}), `noise` and `augment`
+    (`NoiseBursts` and SpecAugment; None: off), `speeds` (speed-perturbed copies of the training
+    set, e.g. (0.9, 1.1)), `band_limits` and `band_limit_p` (with that probability a training
+    read is band-limited to one of those rates, so the model also works on narrowband audio),
+    `batch_seconds` of audio per batch, `cache` (training features kept in memory; None: when
+    they take less than `CACHE_LIMIT_BYTES`), and the audio's `sample_rate`. The features are
+    `model.input_dim` log-mel bins."""
+
+    model: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
+    train: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+    loss: str | dict = "ctc"
+    noise: NoiseOptions | None = None
+    augment: SpecAugmentOptions | None = None
+    speeds: tuple[float, ...] = ()
+    band_limits: tuple[int, ...] = ()
+    band_limit_p: float = 0.0
+    batch_seconds: float = 60.0
+    cache: bool | None = False
+    sample_rate: int = 16000
+
+    def __post_init__(self):
+        self.speeds, self.band_limits = tuple(self.speeds), tuple(self.band_limits)
+        make_loss(self.loss)  # an unknown loss or bad options fail here, before any data is read
+        if not all(isinstance(s, (int, float)) and s > 0 for s in self.speeds):
+            raise ValueError(f"speeds must be positive numbers, got {list(self.speeds)}")
+        if not all(isinstance(r, int) and 0 < r <= self.sample_rate for r in self.band_limits):
+            raise ValueError(f"band_limits must be sample rates in (0, {self.sample_rate}], got {list(self.band_limits)}")
+        if not 0.0 <= self.band_limit_p <= 1.0 or (self.band_limit_p and not self.band_limits):
+            raise ValueError(f"band_limit_p must lie in [0, 1] and needs band_limits, got {self.band_limit_p}")
+        if self.batch_seconds <= 0 or self.sample_rate <= 0:
+            raise ValueError(f"batch_seconds and sample_rate must be positive, got {self.batch_seconds} and "
+                             f"{self.sample_rate}")
+
+    def with_epochs(self, epochs: int | None) -> TrainingConfig:
+        """This training with `epochs` epochs (unchanged for None)."""
+        return self if epochs is None else dataclasses.replace(self, train=dataclasses.replace(self.train, epochs=epochs))
+
+    def fbank(self) -> Fbank:
+        return Fbank(num_mel_bins=self.model.input_dim, sample_rate=self.sample_rate)
+
+    def augmentation(self, cmvn: GlobalCMVN) -> torch.nn.Module | None:
+        """`NoiseBursts`, then `SpecAugment`; either is left out when it is None."""
+        steps = [*([NoiseBursts(cmvn, **dataclasses.asdict(self.noise))] if self.noise else []),
+                 *([SpecAugment(**dataclasses.asdict(self.augment))] if self.augment else [])]
+        return torch.nn.Sequential(*steps) if steps else None
+
+    def run(self, train: Sequence[Utterance], valid: Sequence[Utterance], featurizer: Featurizer, tokenizer: Tokenizer,
+            exp_dir: str | Path, seed: int, device: str) -> tuple[TransformerEncoder, float]:
+        """Train on `train`, validating on `valid` (checkpoints in exp_dir; a rerun resumes);
+        returns the model (the last epoch, or the average of the last `average_last`; eval
+        mode) and the training seconds (all runs of this experiment together)."""
+        perturbed = speed_perturbed(train, self.speeds)
+        hours = sum(u.duration for u in perturbed) / 3600
+        log.info("training on %d utterances, %.2f hours of audio (%d of them speed-perturbed copies)",
+                 len(perturbed), hours, len(perturbed) - len(train))
+        cache = self.cache
+        if cache is None:
+            frames = hours * 3600 * 1000 / featurizer.fbank.frame_shift_ms * (2 if self.band_limit_p else 1)
+            cache = frames * featurizer.fbank.num_mel_bins * 4 < CACHE_LIMIT_BYTES
+        rate = featurizer.fbank.sample_rate
+        train_loader, sampler = loader(perturbed, rate, featurizer, tokenizer, self.batch_seconds, True, seed,
+                                       cache=cache, band_limits=self.band_limits, band_limit_p=self.band_limit_p)
+        valid_loader, _ = loader(valid, rate, featurizer, tokenizer, self.batch_seconds, shuffle=False, seed=0)
+        options = self.train
+        if options.epochs is None:
+            options = dataclasses.replace(options, epochs=epochs_for(hours))
+            log.info("%d epochs for %.2f hours of training audio", options.epochs, hours)
+        torch.manual_seed(seed)
+        model = TransformerEncoder(self.model.with_vocab(tokenizer.vocab_size))
+        trainer = Trainer(model, make_loss(self.loss), options, train_loader, valid_loader, sampler=sampler,
+                          decode_fn=greedy_ctc, detokenize=tokenizer.decode, device=device,
+                          augment=self.augmentation(featurizer.cmvn), exp_dir=exp_dir, seed=seed)
+        trainer.fit()
+        return model.eval(), trainer.train_seconds
+
+    def save(self, exp_dir: str | Path) -> None:
+        """Write the whole config to exp_dir/config.json."""
+        Path(exp_dir).mkdir(parents=True, exist_ok=True)
+        write_atomic(Path(exp_dir) / CONFIG_FILE, json.dumps(settings.to_dict(self), indent=2) + "\n")
+
+
+# CTC posteriors are peaky: the LM is worth less than one acoustic log-probability per unit.
+# Chosen on AN4's dev split with the first model trained there (a transformer; docs/results.md),
+# before the models it was then used for; recorded in each model directory's decoding.json.
+DEFAULT_LM_SCALE = 0.5
+
+
+@dataclasses.dataclass
+class RecognizerConfig(TrainingConfig):
+    """A `TrainingConfig` plus the open-vocabulary parts: `tokens` ("char", "bpe:N" for N
+    sentencepiece tokens with the blank, or "phone" through a lexicon), the n-gram order of the
+    decoding graph's LM (a Kneser-Ney model of the training transcripts) and the LM scale the
+    model directory decodes with by default."""
+
+    tokens: str = "char"
+    lm_order: int = 3
+    lm_scale: float = DEFAULT_LM_SCALE
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.tokens not in ("char", "phone") and not (self.tokens.startswith("bpe:") and self.tokens[4:].isdigit()):
+            raise ValueError(f"tokens must be 'char', 'phone' or 'bpe:N', got {self.tokens!r}")
+        if self.lm_order < 1 or self.lm_scale < 0:
+            raise ValueError(f"lm_order must be >= 1 and lm_scale >= 0, got {self.lm_order} and {self.lm_scale}")
+
+
+# What `asr train` does without a --config, and the AN4 recipe: chosen by measurement on AN4's dev
+# split (docs/results.md). A conformer of 6 x 144 with 288-wide feed-forwards (2.1M parameters;
+# 52 minutes for the AN4 recipe on 2 cores, where 576-wide ones ran past 60); speed-perturbed
+# copies, SpecAugment and band-limited reads; warmup sized in epochs, epochs by the amount of
+# audio, and the model averaged over the last 5 epochs.
+DEFAULT_TRAINING = RecognizerConfig(
+    model=EncoderConfig(input_dim=80, architecture="conformer", d_model=144, num_heads=4, num_layers=6, ff_dim=288,
+                        conv_kernel=15, dropout=0.1, conv_channels=64, blank_bias=3.0),
+    train=TrainerConfig(lr=2e-3, warmup_epochs=3, schedule="cosine", log_every=50, average_last=5),
+    augment=SpecAugmentOptions(freq_masks=2, freq_width=15, time_masks=4, time_width=0.05),
+    speeds=(0.9, 1.1),
+    band_limits=(8000,),
+    band_limit_p=0.3,
+    batch_seconds=120.0,
+    cache=None,
+)
+
+
+def training_from_config(config: dict, where: str = "config") -> RecognizerConfig:
+    """`DEFAULT_TRAINING` with a JSON config's settings: nested settings ("model", "train",
+    "noise", "augment") change key by key, null turns "noise" or "augment" off, every other key
+    replaces the default. Errors name the bad key's path."""
+    return settings.replace(DEFAULT_TRAINING, config, where)
+
+
+def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp_dir: str | Path,
+                     config: RecognizerConfig, lexicon: str | Path | None = None, device: str = "cpu",
+                     seed: int = 0) -> Path:
+    """Tokens, CMVN and a CTC encoder trained as `config` says (validated on `valid`), a
+    Kneser-Ney LM of the training transcripts (exp_dir/lm.arpa) and the HLG of the training
+    words with it: the model directory exp_dir/model (decoding with `config.lm_scale` by
+    default), whose path is returned. The config goes to exp_dir/config.json first, the
+    training seconds to exp_dir/train_seconds. Phone tokens need `lexicon` (WORD PHONE ...
+    lines). Rerunning it resumes training."""
+    if (config.tokens == "phone") != (lexicon is not None):
+        raise ValueError("phone tokens need a lexicon, and a lexicon makes the tokens phones")
+    exp = Path(exp_dir)
+    config.save(exp)
+    texts = [u.text for u in train]
+    fbank = config.fbank()
+    tokenizer = _make_tokenizer(config.tokens, lexicon, texts, exp / "lang")
+    featurizer = Featurizer(fbank, fit_cmvn(train, config.sample_rate, fbank))
+    featurizer.cmvn.save(exp / "cmvn.json")
+    model, seconds = config.run(train, valid, featurizer, tokenizer, exp, seed, device)
+    write_atomic(exp / "train_seconds", f"{seconds}\n")
+    lm = estimate_kneser_ney((text.split() for text in texts), config.lm_order)
+    write_arpa(lm, exp / "lm.arpa")
+    words = sorted({w for text in texts for w in text.split()})
+    spellings = {w: [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(w)] for w in words}
+    graph = build_hlg(tokenizer.tokens, spellings, lm)
+    return save_model_dir(exp / "model", model, tokenizer, featurizer, graph, decoding={"lm_scale": config.lm_scale})
+
+
+def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path, exp_dir: str | Path,
+                         config: RecognizerConfig = DEFAULT_TRAINING, lexicon: str | Path | None = None,
+                         device: str = "cpu", seed: int = 0) -> Path:
+    """`asr train`: `train_recognizer` on JSONL manifests."""
+    return train_recognizer(read_manifest(train_manifest), read_manifest(valid_manifest), exp_dir, config, lexicon,
+                            device, seed)
+
+
+def _make_tokenizer(tokens: str, lexicon, texts: list[str], directory: Path) -> Tokenizer:
+    if tokens == "phone":
+        tokenizer = PhoneTokenizer(read_lexicon(lexicon))
+    elif tokens == "char":
+        tokenizer = CharTokenizer.build(texts)
+    else:
+        return BPETokenizer.train(texts, int(tokens[4:]), directory)
+    tokenizer.save(directory)
+    return tokenizer
