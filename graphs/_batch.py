@@ -111,25 +111,14 @@ def assemble(
         arc_graph = arc_graph[arc_order]
     columns = [torch.from_numpy(np.ascontiguousarray(c)).to(device) for c in (local[src], local[dst], ilabel, olabel)]
     columns = [torch.split(c, arc_counts) for c in columns]
-    weights = torch.split(weight, arc_counts)
+    weights = torch.split(weight.to(device=device, dtype=dtype), arc_counts)
     starts = _split_nodes(start, node_graph, local, num_graphs, device)
     accepts = _split_nodes(accept, node_graph, local, num_graphs, device)
 
-    graphs = []
-    for b in range(num_graphs):
-        g = Graph(device=device, dtype=dtype)
-        g._num_nodes = int(node_counts[b])
-        g._tensors = {
-            "src": columns[0][b],
-            "dst": columns[1][b],
-            "ilabel": columns[2][b],
-            "olabel": columns[3][b],
-            "weight": weights[b],
-            "start": starts[b],
-            "accept": accepts[b],
-        }
-        graphs.append(g)
-    return graphs
+    return [
+        Graph.from_tensors(node_counts[b], *(column[b] for column in columns), weights[b], starts[b], accepts[b])
+        for b in range(num_graphs)
+    ]
 
 
 def _split_nodes(nodes, node_graph, local, num_graphs, device):
