@@ -32,7 +32,7 @@ class Batch:
         if len(devices) > 1:
             raise ValueError(f"graphs are on mixed devices: {sorted(map(str, devices))}")
         self.device = devices.pop() if devices else torch.device("cpu")
-        self.dtype = _common_dtype(self.graphs)
+        self.dtype = common_dtype(self.graphs)
         structs = [g.numpy() for g in self.graphs]
         node_counts = np.array([s.num_nodes for s in structs], dtype=np.int64)
         arc_counts = np.array([s.src.size for s in structs], dtype=np.int64)
@@ -67,7 +67,8 @@ class Batch:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(self.device)
 
 
-def _common_dtype(graphs: Sequence[Graph]) -> torch.dtype:
+def common_dtype(graphs: Sequence[Graph]) -> torch.dtype:
+    """The weight dtype that holds every graph's weights (torch's type promotion; float32 for none)."""
     dtype = graphs[0].dtype if graphs else torch.float32
     for g in graphs[1:]:
         dtype = torch.promote_types(dtype, g.dtype)
