@@ -78,12 +78,14 @@ class SymbolTable:
     """Symbol <-> label mapping, stored in OpenFst's text format (`symbol id` per line).
 
     OpenFst id `k` is our label `k - 1`; `<eps> 0` is EPSILON. `len` counts every
-    entry, epsilon included, like OpenFst's `NumSymbols`.
+    entry, epsilon included, like OpenFst's `NumSymbols`; iterating gives the symbols
+    in id order. A table read from text remembers each symbol's line (`line`).
     """
 
     def __init__(self, symbols: Iterable[str] | None = None):
         self._label: dict[str, int] = {}
         self._symbol: dict[int, str] = {}
+        self._line: dict[str, int] = {}
         self._insert(_EPS_SYMBOL, EPSILON)
         for symbol in symbols or ():
             if symbol in self._label:
@@ -114,6 +116,12 @@ class SymbolTable:
         except KeyError:
             raise KeyError(f"no symbol for label {int(label)}") from None
 
+    def line(self, symbol: str) -> int | None:
+        """The 1-based line of the text or file `symbol` was read from (None if it was added
+        in code), so that a caller checking the table further can name the line."""
+        self.label(symbol)
+        return self._line.get(symbol)
+
     def labels(self, symbols: Sequence[str]) -> np.ndarray:
         """Labels of many symbols at once (int64); KeyError names an unknown symbol."""
         unique, inverse = np.unique(np.asarray(symbols, dtype=str), return_inverse=True)
@@ -126,6 +134,9 @@ class SymbolTable:
 
     def __len__(self) -> int:
         return len(self._label)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([self._symbol[label] for label in sorted(self._symbol)])
 
     def __contains__(self, symbol) -> bool:
         return symbol in self._label
@@ -141,18 +152,24 @@ class SymbolTable:
         return "".join(f"{self._symbol[label]}\t{label + 1}\n" for label in sorted(self._symbol))
 
     @classmethod
-    def from_text(cls, text: str, name: str = "<text>") -> "SymbolTable":
-        """Parse OpenFst text; `name` (the file) appears in error messages with the line number."""
+    def from_text(cls, text: str, name: str = "<text>", *, dense: bool = False,
+                  first: str | None = None) -> "SymbolTable":
+        """Parse OpenFst text (lines end with "\\n"); errors name `name` (the file) and the line.
+
+        `dense=True` also requires the ids to run 0, 1, 2, ... in line order, without gaps
+        (as in a tokens.txt or words.txt, where a symbol's index is its id); `first` requires
+        id 0 to be that symbol (e.g. "<eps>" or a CTC blank), and the text not to be empty.
+        """
         table = cls()
         table._label.clear()
         table._symbol.clear()
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(text.split("\n"), 1):
             fields = line.split()
             if not fields:
                 continue
             where = f"{name}, line {number}"
             if len(fields) != 2:
-                raise ValueError(f"{where}: expected 'symbol id', got {line!r}")
+                raise ValueError(f"{where}: expected 'symbol id', got {line.rstrip()!r}")
             symbol, key = fields
             try:
                 label = int(key) - 1
@@ -164,13 +181,22 @@ class SymbolTable:
                 raise ValueError(f"{where}: symbol {symbol!r} already has id {table._label[symbol] + 1}")
             if label in table._symbol:
                 raise ValueError(f"{where}: id {key} already belongs to {table._symbol[label]!r}")
+            if dense and label + 1 != len(table):
+                raise ValueError(f"{where}: expected id {len(table)}, got {key} (ids must be 0, 1, 2, ... "
+                                 "without gaps)")
+            if first is not None and label == EPSILON and symbol != first:
+                raise ValueError(f"{where}: id 0 must be {first!r}, got {symbol!r}")
             table._insert(symbol, label)
+            table._line[symbol] = number
+        if first is not None and EPSILON not in table._symbol:
+            raise ValueError(f"{name}: no id 0 (expected '{first} 0')")
         return table
 
     @classmethod
-    def read(cls, path) -> "SymbolTable":
+    def read(cls, path, *, dense: bool = False, first: str | None = None) -> "SymbolTable":
+        """Read a file written by `write` or OpenFst (see `from_text` for `dense` and `first`)."""
         with open(path, encoding="utf-8") as f:
-            return cls.from_text(f.read(), name=os.fspath(path))
+            return cls.from_text(f.read(), name=os.fspath(path), dense=dense, first=first)
 
     def write(self, path) -> None:
         write_atomic(path, self.to_text())
