@@ -33,6 +33,7 @@ from ._arrays import CSR, KeyTable, expand_ranges, unique_first
 from ._batch import Batch, assemble
 from ._semiring import TROPICAL, check_semiring, plus, segment_reduce
 from .graph import EPSILON, Graph, as_list
+from .structure import reachable
 
 DELTA = 1.0 / 1024
 _WORK = torch.float64
@@ -307,8 +308,8 @@ class _Input:
     def trim(self) -> np.ndarray:
         """Mask of nodes on some path from a start node to a final node."""
         n = self.batch.num_nodes
-        forward = _reachable(n, self.src, self.dst, self.batch.start)
-        backward = _reachable(n, self.dst, self.src, np.flatnonzero(self.is_final))
+        forward = reachable(n, self.src, self.dst, self.batch.start)
+        backward = reachable(n, self.dst, self.src, np.flatnonzero(self.is_final))
         return forward & backward
 
 
@@ -523,20 +524,6 @@ def _run_starts(*columns) -> np.ndarray:
     if columns[0].size:
         start[1:] = np.any([c[1:] != c[:-1] for c in columns], axis=0)
     return start
-
-
-def _reachable(num_nodes: int, src: np.ndarray, dst: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Mask of nodes reachable from `seeds` along arcs src -> dst (one step per BFS layer)."""
-    seen = np.zeros(num_nodes, dtype=bool)
-    seen[seeds] = True
-    frontier = np.unique(seeds)
-    out = CSR(src, num_nodes)
-    while frontier.size:
-        arcs, _ = out.gather(frontier)
-        frontier = np.unique(dst[arcs])
-        frontier = frontier[~seen[frontier]]
-        seen[frontier] = True
-    return seen
 
 
 def _quantise(values: torch.Tensor, delta: float) -> np.ndarray:
