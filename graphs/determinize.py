@@ -3,7 +3,9 @@
 Structure is computed on the host with vectorized NumPy, one step per subset
 frontier (determinize) or refinement round (minimize); weights are computed as
 float64 torch tensors on the graph's device and returned detached in the input
-dtype: these operations build new weights, they are not differentiable.
+dtype: these operations are not differentiable. (Merges are decided on rounded
+weights and a merged item keeps its first member's weights, so autograd through
+the construction would not give the derivative of the string scores.)
 
 Final weights. Our graphs have none, so a result node whose final weight is
 exactly One (score 0) is an accept node, and any other final weight w becomes
@@ -56,6 +58,7 @@ def determinize(
     score as the input. Raises ValueError on transducers, epsilon arcs other than
     final-weight arcs, and when a graph needs more than `max_nodes` subsets, which
     happens when it is not determinizable (e.g. cycles that fail the twins property).
+    Not differentiable: the result's weights are detached.
     """
     prep = _Input(graphs, semiring, "determinize")
     batch = prep.batch
@@ -172,7 +175,8 @@ def minimize(
     OpenFst's minimize. Pushing raises ValueError when a node's total score is
     infinite (log: cycles with probability mass >= 1; tropical: a cycle with
     positive score), detected as not converging within `max_iterations` rounds
-    (tropical: within one more round than there are nodes).
+    (tropical: within one more round than there are nodes). Not differentiable: the
+    result's weights are detached.
     """
     prep = _Input(graphs, semiring, "minimize")
     batch = prep.batch
