@@ -2,9 +2,11 @@
 
 Conventions (gtn-compatible): `EPSILON == -1`; labels 0..V-1 index emission
 columns; weights are log-domain scores (higher is better); any number of start
-and accept nodes, no final weights. Every function takes a graph or a list of
-graphs (processed together in one vectorized pass) and keeps gradients flowing
-to the input weights.
+and accept nodes, no final weights. Operations take a graph or a list of graphs
+(processed together in one vectorized pass). Most keep gradients flowing to the
+input weights; `determinize`, `minimize`, `arc_posteriors` and `align_dense`
+return detached results. docs/operations.md lists every operation's semiring,
+gradients, list behaviour and preconditions.
 """
 
 from .arpa import NgramLM, grammar_from_arpa, read_arpa

@@ -22,6 +22,12 @@ def expand_ranges(starts: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, n
     return flat, owner
 
 
+def owner_and_step(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For runs of these lengths laid end to end: which run each item is in, and its position in it."""
+    step, owner = expand_ranges(np.zeros(len(lengths), dtype=np.int64), lengths)
+    return owner, step
+
+
 class CSR:
     """Arcs grouped by a key (a node, or a node and a label): `order[offsets[k]:offsets[k+1]]`
     are the arcs with key k, in their original relative order."""

@@ -32,7 +32,7 @@ class Batch:
         if len(devices) > 1:
             raise ValueError(f"graphs are on mixed devices: {sorted(map(str, devices))}")
         self.device = devices.pop() if devices else torch.device("cpu")
-        self.dtype = _common_dtype(self.graphs)
+        self.dtype = common_dtype(self.graphs)
         structs = [g.numpy() for g in self.graphs]
         node_counts = np.array([s.num_nodes for s in structs], dtype=np.int64)
         arc_counts = np.array([s.src.size for s in structs], dtype=np.int64)
@@ -67,7 +67,8 @@ class Batch:
         return torch.from_numpy(np.ascontiguousarray(array, dtype=np.int64)).to(self.device)
 
 
-def _common_dtype(graphs: Sequence[Graph]) -> torch.dtype:
+def common_dtype(graphs: Sequence[Graph]) -> torch.dtype:
+    """The weight dtype that holds every graph's weights (torch's type promotion; float32 for none)."""
     dtype = graphs[0].dtype if graphs else torch.float32
     for g in graphs[1:]:
         dtype = torch.promote_types(dtype, g.dtype)
@@ -111,25 +112,14 @@ def assemble(
         arc_graph = arc_graph[arc_order]
     columns = [torch.from_numpy(np.ascontiguousarray(c)).to(device) for c in (local[src], local[dst], ilabel, olabel)]
     columns = [torch.split(c, arc_counts) for c in columns]
-    weights = torch.split(weight, arc_counts)
+    weights = torch.split(weight.to(device=device, dtype=dtype), arc_counts)
     starts = _split_nodes(start, node_graph, local, num_graphs, device)
     accepts = _split_nodes(accept, node_graph, local, num_graphs, device)
 
-    graphs = []
-    for b in range(num_graphs):
-        g = Graph(device=device, dtype=dtype)
-        g._num_nodes = int(node_counts[b])
-        g._tensors = {
-            "src": columns[0][b],
-            "dst": columns[1][b],
-            "ilabel": columns[2][b],
-            "olabel": columns[3][b],
-            "weight": weights[b],
-            "start": starts[b],
-            "accept": accepts[b],
-        }
-        graphs.append(g)
-    return graphs
+    return [
+        Graph.from_tensors(node_counts[b], *(column[b] for column in columns), weights[b], starts[b], accepts[b])
+        for b in range(num_graphs)
+    ]
 
 
 def _split_nodes(nodes, node_graph, local, num_graphs, device):

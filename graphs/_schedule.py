@@ -205,10 +205,7 @@ def _settled(new: torch.Tensor, old: torch.Tensor, tol: float) -> bool:
 def schedule_for(batch: Batch) -> Schedule:
     """A Schedule, cached on the graph when the batch holds a single graph."""
     if batch.size == 1:
-        cache = batch.graphs[0]._cache
-        if "schedule" not in cache:
-            cache["schedule"] = Schedule(batch)
-        return cache["schedule"]
+        return batch.graphs[0].cached("schedule", lambda: Schedule(batch))
     return Schedule(batch)
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ._arrays import owner_and_step
 from ._batch import assemble
-from .builders import _owner_and_step, _sequences, ngram_transition_graph
+from .builders import label_sequences, ngram_transition_graph
 from .graph import Graph
 
 
@@ -39,10 +40,10 @@ def asg_alignment_graph(targets, lengths=None, transitions: torch.Tensor | None 
     Immediate repeats ("a a") would merge into one token, so they are rejected: encode them
     with a repetition token as wav2letter does (e.g. "a <rep1>").
     """
-    seqs = _sequences(targets, lengths)
+    seqs = label_sequences(targets, lengths)
     units = np.array([s.size for s in seqs], dtype=np.int64)
     tokens = np.concatenate(seqs) if seqs else np.empty(0, dtype=np.int64)
-    owner, u = _owner_and_step(units)
+    owner, u = owner_and_step(units)
     if (tokens < 0).any():
         raise ValueError("asg_alignment_graph: targets must not contain negative labels")
     if transitions is not None and (tokens >= _check_transitions(transitions)).any():

@@ -7,16 +7,17 @@ at once where it takes several sequences). Labels follow the graph conventions:
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 
+from ._arrays import owner_and_step
 from ._batch import assemble
 from .graph import EPSILON, Graph
 
 
-def _sequences(sequences, lengths=None) -> list[np.ndarray]:
-    """Normalize label sequences: a list of lists/arrays/tensors, or a padded [B, U] tensor with lengths."""
+def label_sequences(sequences, lengths=None) -> list[np.ndarray]:
+    """Label sequences as int64 arrays, from a list of lists/arrays/tensors or a padded [B, U]
+    tensor with lengths: the `targets` argument every sequence builder takes."""
     if isinstance(sequences, torch.Tensor) and sequences.dim() == 2:
         rows = sequences.detach().cpu().numpy().astype(np.int64)
         if lengths is None:
@@ -26,13 +27,6 @@ def _sequences(sequences, lengths=None) -> list[np.ndarray]:
     if lengths is not None:
         raise ValueError("lengths go with a padded [B, U] tensor of sequences")
     return [np.asarray(s.cpu() if isinstance(s, torch.Tensor) else s, dtype=np.int64).reshape(-1) for s in sequences]
-
-
-def _owner_and_step(lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For a concatenation of runs with these lengths: which run, and the position in it."""
-    owner = np.repeat(np.arange(lengths.size), lengths)
-    step = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    return owner, step
 
 
 def linear_graph(num_steps: int, num_labels: int, weight: torch.Tensor | None = None) -> Graph:
@@ -53,13 +47,13 @@ def linear_graph(num_steps: int, num_labels: int, weight: torch.Tensor | None = 
 def sequence_graph(sequences, lengths=None, olabels=None, device=None, dtype=torch.float32) -> list[Graph]:
     """One linear graph per label sequence (an acceptor, or a transducer when `olabels`
     gives output sequences of the same lengths); weights 0."""
-    inputs = _sequences(sequences, lengths)
-    outputs = inputs if olabels is None else _sequences(olabels, lengths)
+    inputs = label_sequences(sequences, lengths)
+    outputs = inputs if olabels is None else label_sequences(olabels, lengths)
     sizes = np.array([s.size for s in inputs], dtype=np.int64)
     if any(o.size != i.size for i, o in zip(inputs, outputs)):
         raise ValueError("sequence_graph: input and output sequences must have equal lengths")
     node_offset = np.concatenate([[0], np.cumsum(sizes + 1)])
-    owner, step = _owner_and_step(sizes)
+    owner, step = owner_and_step(sizes)
     src = node_offset[owner] + step
     empty = np.empty(0, dtype=np.int64)
     device = torch.device(device or "cpu")
@@ -78,14 +72,14 @@ def ctc_graph(targets, lengths=None, blank: int = 0, device=None, dtype=torch.fl
     enters: self-loops, steps to the next state, and skips over a blank between different tokens.
     The last blank and last token states accept (for U = 0, the blank state and the start).
     """
-    seqs = _sequences(targets, lengths)
+    seqs = label_sequences(targets, lengths)
     if any((s == blank).any() or (s < 0).any() for s in seqs):
         raise ValueError(f"ctc_graph: targets must not contain the blank ({blank}) or negative labels")
     units = np.array([s.size for s in seqs], dtype=np.int64)
     states = 2 * units + 1
     node_offset = np.concatenate([[0], np.cumsum(states + 1)])
     # Label of every CTC state, all graphs concatenated.
-    owner, s = _owner_and_step(states)
+    owner, s = owner_and_step(states)
     tokens = np.concatenate(seqs) if seqs else np.empty(0, dtype=np.int64)
     token_start = np.concatenate([[0], np.cumsum(units)])[:-1]
     is_token = s % 2 == 1
@@ -185,7 +179,7 @@ def alternatives_graph(segments, device=None, dtype=torch.float32) -> Graph:
     if any(not alternatives for alternatives in segments) or (lengths == 0).any():
         raise ValueError("alternatives_graph: every segment needs at least one non-empty alternative")
     boundaries = len(segments) + 1
-    owner, step = _owner_and_step(lengths)
+    owner, step = owner_and_step(lengths)
     first_internal = boundaries + np.concatenate([[0], np.cumsum(lengths - 1)])[:-1]
     internal = first_internal[owner] + step  # chain c's node after its label `step` (unless it is the last)
     src = np.where(step == 0, owners[owner], internal - 1)
@@ -208,7 +202,7 @@ def lexicon_graph(pronunciations, device=None, dtype=torch.float32) -> Graph:
     lengths = np.array([p.size for p in prons], dtype=np.int64)
     if (lengths == 0).any():
         raise ValueError(f"lexicon_graph: word {int(words[np.argmax(lengths == 0)])} has an empty pronunciation")
-    owner, step = _owner_and_step(lengths)
+    owner, step = owner_and_step(lengths)
     # Pronunciation i owns internal nodes first_node[i] .. first_node[i] + len - 2.
     first_node = 1 + np.concatenate([[0], np.cumsum(lengths - 1)])[:-1]
     internal = first_node[owner] + step

@@ -506,7 +506,7 @@ class DenseAlignment:
 def align_dense(log_probs: torch.Tensor, lengths, graphs: Graph | Sequence[Graph]) -> DenseAlignment:
     """Viterbi alignment of emissions to graphs: which arc (and label) each frame takes on
     the best path. Graphs with epsilon input labels must be epsilon-free here, since arc
-    indices refer to the given graphs."""
+    indices refer to the given graphs. Not differentiable: computed without gradients."""
     batch, lengths = _prepare(log_probs, lengths, graphs)
     if (batch.ilabel == EPSILON).any():
         raise ValueError("align_dense: graphs must have no epsilon input labels (arc indices refer to them)")

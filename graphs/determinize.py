@@ -3,7 +3,9 @@
 Structure is computed on the host with vectorized NumPy, one step per subset
 frontier (determinize) or refinement round (minimize); weights are computed as
 float64 torch tensors on the graph's device and returned detached in the input
-dtype: these operations build new weights, they are not differentiable.
+dtype: these operations are not differentiable. (Merges are decided on rounded
+weights and a merged item keeps its first member's weights, so autograd through
+the construction would not give the derivative of the string scores.)
 
 Final weights. Our graphs have none, so a result node whose final weight is
 exactly One (score 0) is an accept node, and any other final weight w becomes
@@ -33,6 +35,7 @@ from ._arrays import CSR, KeyTable, expand_ranges, unique_first
 from ._batch import Batch, assemble
 from ._semiring import TROPICAL, check_semiring, plus, segment_reduce
 from .graph import EPSILON, Graph, as_list
+from .structure import reachable
 
 DELTA = 1.0 / 1024
 _WORK = torch.float64
@@ -55,6 +58,7 @@ def determinize(
     score as the input. Raises ValueError on transducers, epsilon arcs other than
     final-weight arcs, and when a graph needs more than `max_nodes` subsets, which
     happens when it is not determinizable (e.g. cycles that fail the twins property).
+    Not differentiable: the result's weights are detached.
     """
     prep = _Input(graphs, semiring, "determinize")
     batch = prep.batch
@@ -171,7 +175,8 @@ def minimize(
     OpenFst's minimize. Pushing raises ValueError when a node's total score is
     infinite (log: cycles with probability mass >= 1; tropical: a cycle with
     positive score), detected as not converging within `max_iterations` rounds
-    (tropical: within one more round than there are nodes).
+    (tropical: within one more round than there are nodes). Not differentiable: the
+    result's weights are detached.
     """
     prep = _Input(graphs, semiring, "minimize")
     batch = prep.batch
@@ -307,8 +312,8 @@ class _Input:
     def trim(self) -> np.ndarray:
         """Mask of nodes on some path from a start node to a final node."""
         n = self.batch.num_nodes
-        forward = _reachable(n, self.src, self.dst, self.batch.start)
-        backward = _reachable(n, self.dst, self.src, np.flatnonzero(self.is_final))
+        forward = reachable(n, self.src, self.dst, self.batch.start)
+        backward = reachable(n, self.dst, self.src, np.flatnonzero(self.is_final))
         return forward & backward
 
 
@@ -523,20 +528,6 @@ def _run_starts(*columns) -> np.ndarray:
     if columns[0].size:
         start[1:] = np.any([c[1:] != c[:-1] for c in columns], axis=0)
     return start
-
-
-def _reachable(num_nodes: int, src: np.ndarray, dst: np.ndarray, seeds: np.ndarray) -> np.ndarray:
-    """Mask of nodes reachable from `seeds` along arcs src -> dst (one step per BFS layer)."""
-    seen = np.zeros(num_nodes, dtype=bool)
-    seen[seeds] = True
-    frontier = np.unique(seeds)
-    out = CSR(src, num_nodes)
-    while frontier.size:
-        arcs, _ = out.gather(frontier)
-        frontier = np.unique(dst[arcs])
-        frontier = frontier[~seen[frontier]]
-        seen[frontier] = True
-    return seen
 
 
 def _quantise(values: torch.Tensor, delta: float) -> np.ndarray:

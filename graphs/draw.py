@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .graph import EPSILON, Graph
-from .io import SymbolTable, _as_table, _strings, _write_text
+from .io import SymbolTable, as_symbol_table, format_each, write_atomic
 
 
 def _label_text(labels: np.ndarray, table: SymbolTable | None) -> np.ndarray:
@@ -22,7 +22,7 @@ def to_dot(graph: Graph, isymbols=None, osymbols=None, path=None) -> str:
     arcs labelled `i:o/w` (acceptors `i/w`; `/w` left out when w is 0; epsilon is ε;
     symbols from the tables, which may be SymbolTables or paths, when given).
     Written atomically to `path` if given."""
-    isymbols, osymbols = _as_table(isymbols), _as_table(osymbols)
+    isymbols, osymbols = as_symbol_table(isymbols), as_symbol_table(osymbols)
     s = graph.numpy()
     weight = graph.weight.detach().cpu().double().numpy()
 
@@ -30,17 +30,17 @@ def to_dot(graph: Graph, isymbols=None, osymbols=None, path=None) -> str:
     shape[s.accept] = "doublecircle"
     style = np.full(s.num_nodes, "", dtype=object)
     style[s.start] = ', style="bold,filled", fillcolor="lightgrey"'
-    nodes = _strings(np.arange(s.num_nodes)) + " [shape=" + shape + style + "];"
+    nodes = format_each(np.arange(s.num_nodes)) + " [shape=" + shape + style + "];"
 
     label = _label_text(s.ilabel, isymbols)
     if not graph.is_acceptor():
         label = label + ":" + _label_text(s.olabel, osymbols)
     suffix = np.full(weight.shape, "", dtype=object)
-    suffix[weight != 0] = "/" + _strings(weight[weight != 0], "{:.6g}".format)
-    arcs = _strings(s.src) + " -> " + _strings(s.dst) + ' [label="' + label + suffix + '"];'
+    suffix[weight != 0] = "/" + format_each(weight[weight != 0], "{:.6g}".format)
+    arcs = format_each(s.src) + " -> " + format_each(s.dst) + ' [label="' + label + suffix + '"];'
 
     lines = ["digraph G {", "  rankdir=LR;", *("  " + line for line in nodes.tolist() + arcs.tolist()), "}"]
     text = "\n".join(lines) + "\n"
     if path is not None:
-        _write_text(path, text)
+        write_atomic(path, text)
     return text

@@ -7,7 +7,7 @@ weights, `EPSILON == -1`, weights are log-domain scores where higher is better.
 from __future__ import annotations
 
 import math
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -23,7 +23,8 @@ class Graph:
 
     Arcs added one at a time are buffered in Python lists and turned into tensors
     on first read, so incremental construction stays cheap and tensor reads stay
-    vectorized. Weights may require grad; every operation keeps the link.
+    vectorized. Weights may require grad; which operations keep the link is listed in
+    docs/operations.md.
     """
 
     def __init__(self, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32):
@@ -134,6 +135,18 @@ class Graph:
             graph.validate()
         return graph
 
+    @classmethod
+    def from_tensors(cls, num_nodes: int, src, dst, ilabel, olabel, weight, start, accept) -> "Graph":
+        """A graph made of tensors that already meet `validate`'s rules, 1-D, with long labels
+        and nodes, sorted distinct start and accept nodes, all on the weight's device. They are
+        used as they are, neither copied nor checked, so an algorithm can return its result
+        without another pass; `from_arrays` takes anything else."""
+        graph = cls(device=weight.device, dtype=weight.dtype)
+        graph._num_nodes = int(num_nodes)
+        graph._tensors = {"src": src, "dst": dst, "ilabel": ilabel, "olabel": olabel, "weight": weight,
+                          "start": start, "accept": accept}
+        return graph
+
     # ------------------------------------------------------------------ reading
     def _flush(self) -> None:
         """Move buffered nodes/arcs from Python lists into the tensors."""
@@ -218,21 +231,24 @@ class Graph:
         cols = [self._get(n).cpu().tolist() for n in _ARC_FIELDS[:4]]
         return list(zip(*cols, w))
 
+    def cached(self, key: str, make: Callable[[], object]):
+        """`make()`, computed once and kept until a node or arc is added: for values derived
+        from the structure alone (not the weights), such as a scoring schedule."""
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
     def numpy(self) -> "Structure":
         """Host-side NumPy view of the structure (not the weights), cached until the graph changes."""
-        if "numpy" not in self._cache:
+
+        def make() -> Structure:
             self._flush()
             arrays = {n: self._tensors[n].cpu().numpy() for n in ("src", "dst", "ilabel", "olabel", "start", "accept")}
-            self._cache["numpy"] = Structure(num_nodes=self._num_nodes, **arrays)
-        return self._cache["numpy"]
+            return Structure(num_nodes=self._num_nodes, **arrays)
+
+        return self.cached("numpy", make)
 
     # ------------------------------------------------------------------ copies
-    def _with_tensors(self, tensors: dict, device=None, dtype=None) -> "Graph":
-        graph = Graph(device=device or self._device, dtype=dtype or self._dtype)
-        graph._num_nodes = self._num_nodes
-        graph._tensors = tensors
-        return graph
-
     def to(self, device=None, dtype: torch.dtype | None = None) -> "Graph":
         """Copy to another device and/or weight dtype (gradients flow back through the copy)."""
         self._flush()
@@ -240,19 +256,19 @@ class Graph:
         dtype = dtype or self._dtype
         tensors = {n: t.to(device) for n, t in self._tensors.items() if n != "weight"}
         tensors["weight"] = self._tensors["weight"].to(device=device, dtype=dtype)
-        return self._with_tensors(tensors, device, dtype)
+        return Graph.from_tensors(self._num_nodes, **tensors)
 
     def clone(self) -> "Graph":
         """A copy whose weights are `weight.clone()` (still linked to this graph's weights)."""
         self._flush()
-        return self._with_tensors({n: t.clone() for n, t in self._tensors.items()})
+        return Graph.from_tensors(self._num_nodes, **{n: t.clone() for n, t in self._tensors.items()})
 
     def detach(self) -> "Graph":
         """The same graph with weights cut from the autograd graph."""
         self._flush()
         tensors = dict(self._tensors)
         tensors["weight"] = tensors["weight"].detach()
-        return self._with_tensors(tensors)
+        return Graph.from_tensors(self._num_nodes, **tensors)
 
     def validate(self) -> None:
         """Raise ValueError if an arc names a missing node, a label is below EPSILON,

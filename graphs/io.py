@@ -13,20 +13,23 @@ Mapping to OpenFst (the same one `tests/graphs/oracle.py` uses):
   have no final weights, a non-zero final cost `c` becomes an epsilon arc of
   score `-c` to one new, shared accept node.
 
-Every writer replaces its target atomically (temporary file, then `os.replace`).
+Every writer replaces its target atomically with `atomic_open` / `write_atomic` (temporary
+file beside it, synced, then `os.replace`, then the folder synced), which other packages
+may use for their own files.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import secrets
-from typing import BinaryIO, Callable, Iterable, Sequence
+from typing import IO, Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
 
-from ._batch import _common_dtype
+from ._batch import common_dtype
 from .graph import EPSILON, Graph, as_list
 
 _EPS_SYMBOL = "<eps>"
@@ -34,26 +37,40 @@ _FORMAT = "graphs.io.save"
 _VERSION = 1
 
 
-def _atomic_write(path, write: Callable[[BinaryIO], None]) -> None:
-    """Run `write(file)` on a new temporary file beside `path`, then rename it over `path`,
-    so a reader never sees a half-written file."""
-    path = os.fspath(path)
-    directory, base = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+@contextlib.contextmanager
+def atomic_open(path, mode: str = "w") -> Iterator[IO]:
+    """A new file ("w": UTF-8 text with "\\n" line ends, "wb": binary) that replaces `path` only
+    if the `with` block succeeds, so a reader never sees a half-written file and an error
+    leaves the old one. The data goes to a temporary file beside `path` (so the rename is
+    atomic), is synced to disk and renamed over `path`; the folder is synced too, which
+    makes the rename itself survive a crash."""
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open: mode must be 'w' or 'wb', got {mode!r}")
+    directory, base = os.path.split(os.path.abspath(os.fspath(path)))
+    temporary = os.path.join(directory, f".{base}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    text = {"encoding": "utf-8", "newline": "\n"} if mode == "w" else {}
+    f = open(temporary, mode.replace("w", "x"), **text)
     try:
-        with open(tmp, "xb") as f:
-            write(f)
+        with f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        os.replace(temporary, path)
     except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
         raise
+    folder = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(folder)
+    finally:
+        os.close(folder)
 
 
-def _write_text(path, text: str) -> None:
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+def write_atomic(path, data: str | bytes) -> None:
+    """Write a whole str (as UTF-8) or bytes to `path` with `atomic_open`."""
+    with atomic_open(path, "w" if isinstance(data, str) else "wb") as f:
+        f.write(data)
 
 
 # --------------------------------------------------------------------------- symbol tables
@@ -61,12 +78,14 @@ class SymbolTable:
     """Symbol <-> label mapping, stored in OpenFst's text format (`symbol id` per line).
 
     OpenFst id `k` is our label `k - 1`; `<eps> 0` is EPSILON. `len` counts every
-    entry, epsilon included, like OpenFst's `NumSymbols`.
+    entry, epsilon included, like OpenFst's `NumSymbols`; iterating gives the symbols
+    in id order. A table read from text remembers each symbol's line (`line`).
     """
 
     def __init__(self, symbols: Iterable[str] | None = None):
         self._label: dict[str, int] = {}
         self._symbol: dict[int, str] = {}
+        self._line: dict[str, int] = {}
         self._insert(_EPS_SYMBOL, EPSILON)
         for symbol in symbols or ():
             if symbol in self._label:
@@ -97,6 +116,12 @@ class SymbolTable:
         except KeyError:
             raise KeyError(f"no symbol for label {int(label)}") from None
 
+    def line(self, symbol: str) -> int | None:
+        """The 1-based line of the text or file `symbol` was read from (None if it was added
+        in code), so that a caller checking the table further can name the line."""
+        self.label(symbol)
+        return self._line.get(symbol)
+
     def labels(self, symbols: Sequence[str]) -> np.ndarray:
         """Labels of many symbols at once (int64); KeyError names an unknown symbol."""
         unique, inverse = np.unique(np.asarray(symbols, dtype=str), return_inverse=True)
@@ -109,6 +134,9 @@ class SymbolTable:
 
     def __len__(self) -> int:
         return len(self._label)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([self._symbol[label] for label in sorted(self._symbol)])
 
     def __contains__(self, symbol) -> bool:
         return symbol in self._label
@@ -124,18 +152,24 @@ class SymbolTable:
         return "".join(f"{self._symbol[label]}\t{label + 1}\n" for label in sorted(self._symbol))
 
     @classmethod
-    def from_text(cls, text: str, name: str = "<text>") -> "SymbolTable":
-        """Parse OpenFst text; `name` (the file) appears in error messages with the line number."""
+    def from_text(cls, text: str, name: str = "<text>", *, dense: bool = False,
+                  first: str | None = None) -> "SymbolTable":
+        """Parse OpenFst text (lines end with "\\n"); errors name `name` (the file) and the line.
+
+        `dense=True` also requires the ids to run 0, 1, 2, ... in line order, without gaps
+        (as in a tokens.txt or words.txt, where a symbol's index is its id); `first` requires
+        id 0 to be that symbol (e.g. "<eps>" or a CTC blank), and the text not to be empty.
+        """
         table = cls()
         table._label.clear()
         table._symbol.clear()
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(text.split("\n"), 1):
             fields = line.split()
             if not fields:
                 continue
             where = f"{name}, line {number}"
             if len(fields) != 2:
-                raise ValueError(f"{where}: expected 'symbol id', got {line!r}")
+                raise ValueError(f"{where}: expected 'symbol id', got {line.rstrip()!r}")
             symbol, key = fields
             try:
                 label = int(key) - 1
@@ -147,20 +181,30 @@ class SymbolTable:
                 raise ValueError(f"{where}: symbol {symbol!r} already has id {table._label[symbol] + 1}")
             if label in table._symbol:
                 raise ValueError(f"{where}: id {key} already belongs to {table._symbol[label]!r}")
+            if dense and label + 1 != len(table):
+                raise ValueError(f"{where}: expected id {len(table)}, got {key} (ids must be 0, 1, 2, ... "
+                                 "without gaps)")
+            if first is not None and label == EPSILON and symbol != first:
+                raise ValueError(f"{where}: id 0 must be {first!r}, got {symbol!r}")
             table._insert(symbol, label)
+            table._line[symbol] = number
+        if first is not None and EPSILON not in table._symbol:
+            raise ValueError(f"{name}: no id 0 (expected '{first} 0')")
         return table
 
     @classmethod
-    def read(cls, path) -> "SymbolTable":
+    def read(cls, path, *, dense: bool = False, first: str | None = None) -> "SymbolTable":
+        """Read a file written by `write` or OpenFst (see `from_text` for `dense` and `first`)."""
         with open(path, encoding="utf-8") as f:
-            return cls.from_text(f.read(), name=os.fspath(path))
+            return cls.from_text(f.read(), name=os.fspath(path), dense=dense, first=first)
 
     def write(self, path) -> None:
-        _write_text(path, self.to_text())
+        write_atomic(path, self.to_text())
 
 
-def _as_table(table) -> SymbolTable | None:
-    """A SymbolTable, or one read from a path."""
+def as_symbol_table(table) -> SymbolTable | None:
+    """The `isymbols`/`osymbols` argument of the writers and readers as a SymbolTable: None,
+    a SymbolTable, or a path to read one from."""
     return table if table is None or isinstance(table, SymbolTable) else SymbolTable.read(table)
 
 
@@ -256,7 +300,7 @@ def read_openfst(
     docstring for labels, costs and final weights. Errors name the source and line.
     """
     name, text = _source_text(source)
-    isymbols, osymbols = _as_table(isymbols), _as_table(osymbols)
+    isymbols, osymbols = as_symbol_table(isymbols), as_symbol_table(osymbols)
     tokens, numbers, begins, widths = _tokenize(text)
 
     def column(rows: np.ndarray, k: int) -> np.ndarray:
@@ -319,8 +363,9 @@ def _guess_acceptor(fourth: np.ndarray, widths: np.ndarray, osymbols) -> bool:
     return False
 
 
-def _strings(values: np.ndarray, format: Callable = str) -> np.ndarray:
-    """Each value formatted by `format`, as an object array (cheap to concatenate with +)."""
+def format_each(values: np.ndarray, format: Callable = str) -> np.ndarray:
+    """Each value formatted by `format`, as an object array of str, so that text columns are
+    joined with + in one vectorized step (what the text writers build lines from)."""
     return np.array(list(map(format, values.tolist())), dtype=object)
 
 
@@ -329,14 +374,14 @@ def _cost_fields(cost: np.ndarray) -> np.ndarray:
     where the cost is 0, as `fstprint` leaves weight One out."""
     text = np.full(cost.shape, "", dtype=object)
     nonzero = cost != 0
-    text[nonzero] = "\t" + _strings(cost[nonzero], repr)
+    text[nonzero] = "\t" + format_each(cost[nonzero], repr)
     text[cost == math.inf] = "\tInfinity"
     text[cost == -math.inf] = "\t-Infinity"
     return text
 
 
 def _label_fields(labels: np.ndarray, table: SymbolTable | None) -> np.ndarray:
-    return _strings(labels + 1) if table is None else table.symbols(labels).astype(object)
+    return format_each(labels + 1) if table is None else table.symbols(labels).astype(object)
 
 
 def write_openfst(graph: Graph, path=None, isymbols=None, osymbols=None, acceptor: bool | None = None) -> str:
@@ -351,7 +396,7 @@ def write_openfst(graph: Graph, path=None, isymbols=None, osymbols=None, accepto
     prints 3-field arcs when every ilabel equals its olabel. A graph with no start
     node prints nothing (OpenFst's empty FST).
     """
-    isymbols, osymbols = _as_table(isymbols), _as_table(osymbols)
+    isymbols, osymbols = as_symbol_table(isymbols), as_symbol_table(osymbols)
     s = graph.numpy()
     if acceptor is None:
         acceptor = bool(np.array_equal(s.ilabel, s.olabel))
@@ -359,7 +404,7 @@ def write_openfst(graph: Graph, path=None, isymbols=None, osymbols=None, accepto
         raise ValueError("write_openfst: acceptor=True but some arc's ilabel differs from its olabel")
     text = "" if s.start.size == 0 else _openfst_text(graph, isymbols, osymbols, acceptor)
     if path is not None:
-        _write_text(path, text)
+        write_atomic(path, text)
     return text
 
 
@@ -388,12 +433,12 @@ def _openfst_text(graph: Graph, isymbols, osymbols, acceptor: bool) -> str:
     if not mentioned[-1]:
         dead.append(num_nodes - 1)
 
-    fields = [_strings(src), _strings(dst), _label_fields(ilabel, isymbols)]
+    fields = [format_each(src), format_each(dst), _label_fields(ilabel, isymbols)]
     if not acceptor:
         fields.append(_label_fields(olabel, osymbols))
     lines = np.array(list(map("\t".join, zip(*(f.tolist() for f in fields)))), dtype=object) + _cost_fields(cost)
     final_state = np.concatenate([accept, dead]).astype(np.int64)
-    final_lines = _strings(final_state) + np.repeat(["", "\tInfinity"], [accept.size, len(dead)]).astype(object)
+    final_lines = format_each(final_state) + np.repeat(["", "\tInfinity"], [accept.size, len(dead)]).astype(object)
 
     # fstprint order: state by state, its arcs then its final line.
     state = np.concatenate([src, final_state])
@@ -414,7 +459,7 @@ def save(graphs: Graph | Sequence[Graph], path) -> None:
         "num_accept": [g.accept.numel() for g in items],
     }
     dtypes = [g.dtype for g in items]
-    common = _common_dtype(items)
+    common = common_dtype(items)
 
     def cat(name: str, dtype=torch.long) -> torch.Tensor:
         return torch.cat([getattr(g, name).detach().cpu().to(dtype) for g in items] or [torch.empty(0, dtype=dtype)])
@@ -428,7 +473,8 @@ def save(graphs: Graph | Sequence[Graph], path) -> None:
         **{name: cat(name) for name in ("src", "dst", "ilabel", "olabel", "start", "accept")},
         "weight": cat("weight", common),
     }
-    _atomic_write(path, lambda f: torch.save(payload, f))
+    with atomic_open(path, "wb") as f:
+        torch.save(payload, f)
 
 
 def load(path, device=None) -> Graph | list[Graph]:

@@ -1,7 +1,8 @@
 """Path extraction: the n best paths, random paths drawn by weight, and pruning around the best path.
 
-Paths come back as linear graphs whose weights are gathered from the input,
-so gradients flow from a path's score to the arcs it used.
+Paths (and pruned graphs) keep the input's weights of the arcs they use, so
+gradients flow from a path's score to those arcs; which paths or arcs are chosen
+is decided on detached weights and is not differentiated.
 """
 
 from __future__ import annotations

@@ -1,9 +1,10 @@
 """Scores of graphs: forward (log semiring), Viterbi (tropical), best paths, arc posteriors.
 
-Each takes a graph or a list of graphs (scored together in one pass) and has a
-custom backward: forward-backward arc posteriors for `forward_score`, the best
-path's arcs for `viterbi_score`. A graph with no accepting path scores -inf and
-passes zero gradient.
+Each takes a graph or a list of graphs (scored together in one pass). The scores
+have a custom backward: forward-backward arc posteriors for `forward_score`, the
+best path's arcs for `viterbi_score`; `viterbi_path` gathers its weights from the
+input; `arc_posteriors` is detached. A graph with no accepting path scores -inf
+and passes zero gradient.
 """
 
 from __future__ import annotations

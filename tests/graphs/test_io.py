@@ -3,6 +3,7 @@
 import math
 import os
 import re
+import stat
 
 import pytest
 import torch
@@ -11,7 +12,7 @@ from hypothesis import strategies as st
 
 from graphs import EPSILON, Graph
 from graphs.compare import equal, isomorphic
-from graphs.io import SymbolTable, load, read_openfst, save, write_openfst
+from graphs.io import SymbolTable, atomic_open, load, read_openfst, save, write_atomic, write_openfst
 
 from .test_compare import FINITE_WEIGHTS, random_graphs
 
@@ -108,6 +109,49 @@ def test_write_to_path_is_atomic_and_readable(tmp_path):
     assert path.read_text() == text
     assert os.listdir(tmp_path) == ["g.fst.txt"]  # no temporary file left behind
     assert equal(read_openfst(path), g) and equal(read_openfst(str(path)), g)
+
+
+def test_write_atomic_replaces_the_file_and_syncs_it_and_its_folder(tmp_path, monkeypatch):
+    synced = []
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    path = tmp_path / "out.txt"
+    path.write_text("old\n")
+    write_atomic(path, "ünïcode\nlines\n")
+    assert path.read_bytes() == "ünïcode\nlines\n".encode("utf-8") and synced == ["file", "folder"]
+    write_atomic(str(path), b"\x00\x01")
+    assert path.read_bytes() == b"\x00\x01"
+    assert os.listdir(tmp_path) == ["out.txt"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~_umask()  # a normal file, not mkstemp's 0600
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_atomic_open_keeps_the_old_file_when_the_block_fails(tmp_path):
+    path = tmp_path / "table.txt"
+    path.write_text("old\n")
+    with pytest.raises(RuntimeError, match="interrupted"):
+        with atomic_open(path) as f:
+            f.write("half of the new")
+            raise RuntimeError("interrupted")
+    assert path.read_text() == "old\n" and os.listdir(tmp_path) == ["table.txt"]
+    with atomic_open(tmp_path / "new.bin", "wb") as f:
+        f.write(b"data")
+    assert (tmp_path / "new.bin").read_bytes() == b"data"
+    with pytest.raises(ValueError, match="mode must be 'w' or 'wb'"):
+        with atomic_open(path, "a"):
+            pass
+    with pytest.raises(FileNotFoundError):
+        write_atomic(tmp_path / "missing" / "x.txt", "x")
 
 
 # --------------------------------------------------------------------------- reading
@@ -268,6 +312,46 @@ def test_symbol_table_errors_name_file_and_line(tmp_path, text, line, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=f"{re.escape(str(path))}, line {line}: .*{message}"):
         SymbolTable.read(path)
+
+
+def test_symbol_table_remembers_lines_and_iterates_in_id_order(tmp_path):
+    path = tmp_path / "syms.txt"
+    path.write_text("b 2\n\n<eps> 0\f\u2028\nc 1\n")  # whitespace such as \\f or U+2028 ends no line
+    table = SymbolTable.read(path)
+    assert list(table) == ["<eps>", "c", "b"]
+    assert [table.line(symbol) for symbol in table] == [3, 4, 1]
+    assert table.add("new") == 2 and table.line("new") is None
+    with pytest.raises(KeyError, match="unknown symbol"):
+        table.line("missing")
+
+
+def test_dense_symbol_tables_with_a_given_first_symbol(tmp_path):
+    path = tmp_path / "tokens.txt"
+    path.write_text("<blk> 0\na 1\n\nb 2\n")
+    table = SymbolTable.read(path, dense=True, first="<blk>")
+    assert list(table) == ["<blk>", "a", "b"] and [table.line(s) for s in table] == [1, 2, 4]
+    assert table.label("<blk>") == EPSILON  # OpenFst id 0
+    assert list(SymbolTable.from_text("<eps> 0\nx 5\n")) == ["<eps>", "x"]  # gaps are fine unless dense
+
+
+@pytest.mark.parametrize(
+    "text, where, message, options",
+    [
+        ("<blk> 0\na 1\nb 3\n", ", line 3", "expected id 2, got 3 (ids must be 0, 1, 2, ... without gaps)",
+         {"dense": True}),
+        ("a 1\n<eps> 0\n", ", line 1", "expected id 0, got 1", {"dense": True}),
+        ("<blk> 0\na 1\n\nb 1\n", ", line 4", "id 1 already belongs to 'a'", {"dense": True}),
+        ("<eps> 0\na 1\n", ", line 1", "id 0 must be '<blk>', got '<eps>'", {"first": "<blk>"}),
+        ("a 1\n<eps> 0\n", ", line 2", "id 0 must be '<blk>', got '<eps>'", {"first": "<blk>"}),
+        ("a 1\n", "", "no id 0 (expected '<blk> 0')", {"first": "<blk>"}),
+        ("\n", "", "no id 0 (expected '<blk> 0')", {"dense": True, "first": "<blk>"}),
+    ],
+)
+def test_dense_and_first_errors_name_file_and_line(tmp_path, text, where, message, options):
+    path = tmp_path / "tokens.txt"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=f"^{re.escape(str(path) + where)}: {re.escape(message)}"):
+        SymbolTable.read(path, **options)
 
 
 def test_symbol_tables_interoperate_with_openfst(oracle, tmp_path):
