@@ -88,7 +88,7 @@ def _write_results(args, command: str, transcripts, total: int, formats: list[st
     failed files and go on; print the real-time factor; exit status 1 if any file failed."""
     from tqdm import tqdm
 
-    from .files import atomic_open
+    from graphs.io import atomic_open
 
     failures, audio_seconds, start = 0, 0.0, time.perf_counter()
     with ExitStack() as files:

@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 from graphs.arpa import BOS, EOS, LN10, UNK, NgramLM, grammar_from_arpa, read_arpa
 
-from .files import atomic_open
+from graphs.io import atomic_open
 
 __all__ = ["BOS", "EOS", "LN10", "UNK", "NgramLM", "estimate_kneser_ney", "grammar_from_arpa", "read_arpa",
            "write_arpa"]

@@ -23,7 +23,7 @@ import graphs
 from .decoding import (BeamOptions, BeamSearchDecoder, Decoder, DecodingGraph, GreedyDecoder, PrefixBeamDecoder,
                        ViterbiDecoder)
 from .features import Fbank, GlobalCMVN
-from .files import write_atomic
+from graphs.io import write_atomic
 from .model import EncoderConfig, TransformerEncoder
 from .tokenizer import Tokenizer, read_tokens_txt
 from .train.checkpoint import load_checkpoint, save_checkpoint

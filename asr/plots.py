@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 
 from .decoding import Hypothesis
-from .files import atomic_open
+from graphs.io import atomic_open
 
 
 def plot_alignment(path: Path, log_probs: torch.Tensor, hypothesis: Hypothesis, tokens: Sequence[str],

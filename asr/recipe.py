@@ -25,7 +25,7 @@ import graphs
 from .audio import LowSampleRateWarning, load_audio
 from .data import Utterance, read_manifest, write_manifest
 from .features import GlobalCMVN
-from .files import atomic_open, write_atomic
+from graphs.io import atomic_open, write_atomic
 from .lang import build_hlg
 from .model_dir import Featurizer, ModelDir, load_model_dir, save_model_dir
 from .scoring import score

@@ -26,7 +26,7 @@ from typing import ClassVar, Iterable, Mapping, Sequence
 
 import graphs
 
-from .files import write_atomic
+from graphs.io import write_atomic
 
 BLANK = "<blk>"
 TOKENS_FILE = "tokens.txt"
@@ -43,36 +43,8 @@ def _check_symbol(symbol: str, what: str) -> None:
 def _read_symbol_table(path, first: str) -> tuple[list[str], list[int]]:
     """Symbols of a `symbol id` file whose ids run 0, 1, 2, ... in file order, id 0 being `first`;
     also each symbol's line number. Errors name the file and line."""
-    symbols: list[str] = []
-    lines: list[int] = []
-    owner: dict[str, int] = {}
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{os.fspath(path)}, line {number}"
-            if len(fields) != 2:
-                raise ValueError(f"{where}: expected 'symbol id', got {line.rstrip()!r}")
-            symbol, key = fields
-            try:
-                index = int(key)
-            except ValueError:
-                raise ValueError(f"{where}: id {key!r} is not an integer") from None
-            if symbol in owner:
-                raise ValueError(f"{where}: symbol {symbol!r} already has id {owner[symbol]}")
-            if 0 <= index < len(symbols):
-                raise ValueError(f"{where}: id {index} already belongs to {symbols[index]!r}")
-            if index != len(symbols):
-                raise ValueError(f"{where}: expected id {len(symbols)}, got {index} (ids must be 0, 1, 2, ... without gaps)")
-            if index == 0 and symbol != first:
-                raise ValueError(f"{where}: id 0 must be {first!r}, got {symbol!r}")
-            owner[symbol] = index
-            symbols.append(symbol)
-            lines.append(number)
-    if not symbols:
-        raise ValueError(f"{os.fspath(path)}: no symbols (expected '{first} 0' first)")
-    return symbols, lines
+    table = graphs.SymbolTable.read(path, dense=True, first=first)
+    return list(table), [table.line(symbol) for symbol in table]
 
 
 def write_tokens_txt(tokens: Sequence[str], path) -> None:

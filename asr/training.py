@@ -23,7 +23,7 @@ from .audio import load_audio
 from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed
 from .decoding import greedy_ctc
 from .features import Fbank, GlobalCMVN, NoiseBursts, NoiseOptions, SpecAugment, SpecAugmentOptions
-from .files import write_atomic
+from graphs.io import write_atomic
 from .lang import build_hlg
 from .lm import estimate_kneser_ney, write_arpa
 from .losses import make_loss

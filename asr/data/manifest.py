@@ -21,7 +21,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from ..files import atomic_open
+from graphs.io import atomic_open
 
 FIELDS = ("id", "audio", "duration", "text", "speaker")
 OPTIONAL_FIELDS = ("speed",)

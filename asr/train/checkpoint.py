@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..files import atomic_open
+from graphs.io import atomic_open
 
 
 def save_checkpoint(path: str | os.PathLike, state: dict) -> None:
