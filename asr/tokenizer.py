@@ -194,38 +194,59 @@ class Tokenizer(abc.ABC):
 
 
 class CharTokenizer(Tokenizer):
-    """Characters of the words, with a word-separator token between words.
+    """Characters of the words, with a word-separator token between words and a token of its
+    own for each letter that stands alone as a word.
 
     Tokens are `<blk>`, the separator (id 1; default "|", wav2letter's, so it is not mistaken for
-    sentencepiece's word-prefix "▁"), then the training characters sorted. "the cat" encodes as
-    t h e | c a t. A character not seen at build time raises ValueError naming it (no `<unk>`:
-    an unexpected character in a transcript is a data error to fix, not to hide).
+    sentencepiece's word-prefix "▁"), the training characters sorted, then the letter words:
+    "the cat" encodes as t h e | c a t, and "P I T" as |P| | |I| | |T|. A letter said alone is
+    said by its name ("pee"), not with the sound it has inside words (the p of "place"), so
+    spelled names, initials and words like "I" get tokens of their own; a letter word is any
+    one-character word of a cased alphabet (upper and lower case differ) found in the training
+    texts. A character not seen at build time raises ValueError naming it (no `<unk>`: an
+    unexpected character in a transcript is a data error to fix, not to hide).
     """
 
     kind = "char"
 
     def __init__(self, tokens: Sequence[str], word_separator: str = "|"):
+        """`tokens` as `build` lays them out; letter-word tokens are those that begin with the
+        separator (a character token never holds the separator's characters)."""
         if len(tokens) < 2 or tokens[0] != BLANK or tokens[1] != word_separator:
             raise ValueError(f"character tokens must start with {BLANK!r}, {word_separator!r}")
         self.tokens = list(tokens)
         self.word_separator = word_separator
-        self._ids = {token: i for i, token in enumerate(self.tokens) if i > 1}
+        self._ids: dict[str, int] = {}
+        self._letter_word_ids: dict[str, int] = {}
+        for i, token in enumerate(self.tokens[2:], 2):
+            if token.startswith(word_separator):
+                self._letter_word_ids[token[len(word_separator):-len(word_separator)]] = i
+            else:
+                self._ids[token] = i
 
     @classmethod
-    def build(cls, texts: Iterable[str], word_separator: str = "|") -> "CharTokenizer":
-        """A tokenizer for every character of `texts` (whitespace separates words)."""
+    def build(cls, texts: Iterable[str], word_separator: str = "|", letter_words: bool = True
+              ) -> "CharTokenizer":
+        """A tokenizer for every character of `texts` (whitespace separates words) and, unless
+        `letter_words` is False, for every letter standing alone as a word in them."""
         _check_symbol(word_separator, "word separator")
-        chars = {char for text in texts for char in "".join(text.split())}
+        words = {word for text in texts for word in text.split()}
+        chars = {char for word in words for char in word}
         clash = chars & set(word_separator)
         if clash:
             raise ValueError(f"the texts contain the word separator's character {min(clash)!r}")
-        return cls([BLANK, word_separator, *sorted(chars)], word_separator)
+        letters = sorted(w for w in words if len(w) == 1 and w.lower() != w.upper()) if letter_words else []
+        letter_tokens = [f"{word_separator}{letter}{word_separator}" for letter in letters]
+        return cls([BLANK, word_separator, *sorted(chars), *letter_tokens], word_separator)
 
     def encode(self, text: str) -> list[int]:
         ids = []
         for word in text.split():
             if ids:
                 ids.append(1)
+            if word in self._letter_word_ids:
+                ids.append(self._letter_word_ids[word])
+                continue
             for char in word:
                 if char not in self._ids:
                     raise ValueError(f"character {char!r} (in {word!r}) is not in the vocabulary")

@@ -62,7 +62,7 @@ def test_char_round_trips(texts, tmp_path):
 
 
 def test_char_layout_and_errors():
-    tokenizer = CharTokenizer.build(["ab ba", "c"], word_separator="▁")
+    tokenizer = CharTokenizer.build(["ab ba", "c"], word_separator="▁", letter_words=False)
     assert tokenizer.tokens == [BLANK, "▁", "a", "b", "c"]
     assert tokenizer.encode("  ab  c ") == [2, 3, 1, 4]
     assert tokenizer.decode([1, 2, 1, 1, 0, 3, 1]) == "a b"
@@ -75,6 +75,23 @@ def test_char_layout_and_errors():
     with pytest.raises(ValueError, match="without whitespace"):
         CharTokenizer.build(["ab"], word_separator=" ")
     assert CharTokenizer.build([]).encode("") == []
+
+
+def test_letters_standing_alone_have_tokens_of_their_own(tmp_path):
+    """A one-letter word of a cased alphabet found alone in training gets its own token; a
+    letter seen only inside words, a digit and an uncased character stay character tokens."""
+    tokenizer = CharTokenizer.build(["P I T T", "PIT 7 Z00 猫", "Ω"])
+    assert tokenizer.tokens == [BLANK, "|", "0", "7", "I", "P", "T", "Z", "Ω", "猫", "|I|", "|P|", "|T|", "|Ω|"]
+    letter = {t[1:-1]: i for i, t in enumerate(tokenizer.tokens) if len(t) == 3}
+    char = {t: i for i, t in enumerate(tokenizer.tokens)}
+    assert tokenizer.encode("P I T") == [letter["P"], 1, letter["I"], 1, letter["T"]]
+    assert tokenizer.encode("PIT Z 7 猫") == [char["P"], char["I"], char["T"], 1, char["Z"], 1, char["7"], 1, char["猫"]]
+    assert tokenizer.spellings("T") == [[letter["T"], 1], [letter["T"]]]
+    # a letter word decodes as a word even when a greedy search puts no separator around it
+    assert tokenizer.decode([char["P"], letter["I"], 0, char["T"]]) == "P I T"
+    check_round_trips(tokenizer, ["P I T T", "PIT 7 Z00 猫", "Ω P"], tmp_path)
+    plain = CharTokenizer.build(["P I T T"], letter_words=False)
+    assert plain.tokens == [BLANK, "|", "I", "P", "T"] and plain.encode("P I") == [3, 1, 2]
 
 
 # --------------------------------------------------------------------------- sentencepiece
