@@ -154,9 +154,9 @@ def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], device
     with warnings.catch_warnings():  # narrowband copies are read below the model's rate on purpose
         warnings.simplefilter("ignore", LowSampleRateWarning)
         start = time.perf_counter()
-        graph = _hypotheses(Recognizer(saved, device=device), inputs)
+        graph = Recognizer(saved, device=device).texts(inputs)
         rtf = (time.perf_counter() - start) / audio_seconds
-        greedy = _hypotheses(Recognizer(saved, saved.decoder(greedy=True), device), inputs)
+        greedy = Recognizer(saved, saved.decoder(greedy=True), device).texts(inputs)
     for suffix, hypotheses in (("", graph), ("_greedy", greedy)):
         write_atomic(Path(exp_dir) / f"hyp_{name}{suffix}.txt",
                      "".join(f"{u} {hypotheses.get(u, '')}".rstrip() + "\n" for u in references))
@@ -173,16 +173,6 @@ def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], device
     log.info("decoded %d files, %.1f s of audio, at real-time factor %.4f (features, encoder and search)",
              len(utterances), audio_seconds, rtf)
     return summary
-
-
-def _hypotheses(recognizer: Recognizer, inputs: list[tuple[str, str]]) -> dict[str, str]:
-    hypotheses = {}
-    for transcript in recognizer.transcribe(inputs, batch_size=16):
-        if transcript.error:
-            log.warning("could not decode %s: %s (scored as all deletions)", transcript.audio, transcript.error)
-        else:
-            hypotheses[transcript.id] = transcript.text
-    return hypotheses
 
 
 @dataclasses.dataclass

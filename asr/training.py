@@ -21,16 +21,18 @@ import torch
 from . import config as settings
 from .audio import load_audio
 from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed
-from .decoding import greedy_ctc
+from .decoding import BeamOptions, greedy_ctc
 from .features import Fbank, GlobalCMVN, NoiseBursts, NoiseOptions, SpecAugment, SpecAugmentOptions
 from graphs.io import write_atomic
 from .lang import build_hlg
 from .lm import estimate_kneser_ney, write_arpa
 from .losses import make_loss
 from .model import EncoderConfig, TransformerEncoder
-from .model_dir import Featurizer, save_model_dir
+from .model_dir import Featurizer, ModelDir, save_model_dir
+from .scoring import score
 from .tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon
 from .train import Trainer, TrainerConfig
+from .transcribe import Recognizer
 
 log = logging.getLogger("asr.training")
 
@@ -149,29 +151,29 @@ class TrainingConfig:
         write_atomic(Path(exp_dir) / CONFIG_FILE, json.dumps(settings.to_dict(self), indent=2) + "\n")
 
 
-# CTC posteriors are peaky: the LM is worth less than one acoustic log-probability per unit.
-# Chosen on AN4's dev split with the first model trained there (a transformer; docs/results.md),
-# before the models it was then used for; recorded in each model directory's decoding.json.
-DEFAULT_LM_SCALE = 0.5
-
-
 @dataclasses.dataclass
 class RecognizerConfig(TrainingConfig):
     """A `TrainingConfig` plus the open-vocabulary parts: `tokens` ("char", "bpe:N" for N
     sentencepiece tokens with the blank, or "phone" through a lexicon), the n-gram order of the
     decoding graph's LM (a Kneser-Ney model of the training transcripts) and the LM scale the
-    model directory decodes with by default."""
+    model directory decodes with by default: `lm_scale`, or when it is None the one of
+    `lm_scales` with the lowest WER on the validation set (as Kaldi's scoring picks the LM
+    weight on a dev set). CTC posteriors are peaky, so the best scale is below 1 and depends
+    on the tokens: 0.5 for AN4's phones, 0.3 for its characters (docs/results.md)."""
 
     tokens: str = "char"
     lm_order: int = 3
-    lm_scale: float = DEFAULT_LM_SCALE
+    lm_scale: float | None = None
+    lm_scales: tuple[float, ...] = (0.2, 0.3, 0.5, 0.7, 1.0)
 
     def __post_init__(self):
         super().__post_init__()
+        self.lm_scales = tuple(self.lm_scales)
         if self.tokens not in ("char", "phone") and not (self.tokens.startswith("bpe:") and self.tokens[4:].isdigit()):
             raise ValueError(f"tokens must be 'char', 'phone' or 'bpe:N', got {self.tokens!r}")
-        if self.lm_order < 1 or self.lm_scale < 0:
-            raise ValueError(f"lm_order must be >= 1 and lm_scale >= 0, got {self.lm_order} and {self.lm_scale}")
+        if self.lm_order < 1 or not self.lm_scales or min((*self.lm_scales, self.lm_scale or 0)) < 0:
+            raise ValueError(f"lm_order must be >= 1 and the LM scales >= 0 (lm_scales not empty), got "
+                             f"{self.lm_order}, {self.lm_scale} and {list(self.lm_scales)}")
 
 
 # What `asr train` does without a --config, and the AN4 recipe: chosen by measurement on AN4's dev
@@ -204,8 +206,8 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
                      seed: int = 0) -> Path:
     """Tokens, CMVN and a CTC encoder trained as `config` says (validated on `valid`), a
     Kneser-Ney LM of the training transcripts (exp_dir/lm.arpa) and the HLG of the training
-    words with it: the model directory exp_dir/model (decoding with `config.lm_scale` by
-    default), whose path is returned. The config goes to exp_dir/config.json first, the
+    words with it: the model directory exp_dir/model (decoding with `config.lm_scale`, or the
+    best of `config.lm_scales` on `valid`, by default), whose path is returned. The config goes to exp_dir/config.json first, the
     training seconds to exp_dir/train_seconds. Phone tokens need `lexicon` (WORD PHONE ...
     lines). Rerunning it resumes training."""
     if (config.tokens == "phone") != (lexicon is not None):
@@ -223,8 +225,24 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     write_arpa(lm, exp / "lm.arpa")
     words = sorted({w for text in texts for w in text.split()})
     spellings = {w: [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(w)] for w in words}
-    graph = build_hlg(tokenizer.tokens, spellings, lm)
-    return save_model_dir(exp / "model", model, tokenizer, featurizer, graph, decoding={"lm_scale": config.lm_scale})
+    saved = ModelDir(model, featurizer, tokenizer, build_hlg(tokenizer.tokens, spellings, lm))
+    scale = config.lm_scale if config.lm_scale is not None else best_lm_scale(saved, valid, config.lm_scales, device)
+    return save_model_dir(exp / "model", model, tokenizer, featurizer, saved.graph, decoding={"lm_scale": scale})
+
+
+def best_lm_scale(saved: ModelDir, valid: Sequence[Utterance], scales: Sequence[float], device: str = "cpu") -> float:
+    """The LM scale of `scales` whose beam search through `saved`'s graph makes the fewest word
+    errors on `valid` (the smaller scale on a tie); every scale's WER is logged."""
+    references = {u.id: u.text for u in valid}
+    inputs = [(u.id, u.audio) for u in valid]
+    rates = {}
+    for scale in scales:
+        decoder = saved.decoder(beam=BeamOptions(**{**saved.decoding, "lm_scale": scale}), device=device)
+        rates[scale] = score(references, Recognizer(saved, decoder, device).texts(inputs)).words.error_rate
+    best = min(sorted(scales), key=rates.__getitem__)
+    log.info("LM scale %g: the lowest validation WER of %s", best,
+             ", ".join(f"{scale:g}: {100 * rate:.2f}%" for scale, rate in rates.items()))
+    return best
 
 
 def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path, exp_dir: str | Path,

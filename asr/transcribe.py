@@ -109,6 +109,17 @@ class Recognizer:
                 self._set_all(transcripts, self.decoder(log_probs, lengths))
             yield from every
 
+    def texts(self, inputs: Iterable[tuple[str, str]], batch_size: int = 16) -> dict[str, str]:
+        """Utterance id -> transcript text of every file decoded; a file that fails is logged
+        and left out (a scorer counts it as all deletions)."""
+        texts = {}
+        for transcript in self.transcribe(inputs, batch_size):
+            if transcript.error:
+                log.warning("could not decode %s: %s", transcript.audio, transcript.error)
+            else:
+                texts[transcript.id] = transcript.text
+        return texts
+
     def align(self, inputs: Iterable[tuple[str, str]], texts: Mapping[str, Sequence[str]], batch_size: int = 8,
               plot_dir: str | Path | None = None) -> Iterator[Transcript]:
         """Each file aligned with `texts[utterance id]` (its words; a word without a spelling

@@ -11,7 +11,8 @@ from asr.data import Utterance, write_manifest
 from asr.model_dir import load_model_dir
 from asr.config import to_dict
 from asr.features import SpecAugmentOptions
-from asr.training import DEFAULT_LM_SCALE, DEFAULT_TRAINING, RecognizerConfig, epochs_for, training_from_config
+from asr.decoding import BeamOptions
+from asr.training import DEFAULT_TRAINING, RecognizerConfig, best_lm_scale, epochs_for, training_from_config
 from asr.transcribe import Recognizer
 
 from .conftest import RATE, noise_wav
@@ -37,7 +38,8 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
     assert saved.graph.lm is not None  # the graph keeps its LM, so its lattices can be rescored
     assert (saved.graph.graph.ilabel == -1).any()  # back-off and word-end epsilon arcs, so beam search
     decoder = Recognizer(saved).decoder
-    assert saved.decoding == {"lm_scale": DEFAULT_LM_SCALE} and decoder.options.lm_scale == DEFAULT_LM_SCALE
+    assert saved.decoding["lm_scale"] in DEFAULT_TRAINING.lm_scales  # chosen on the validation set
+    assert decoder.options.lm_scale == saved.decoding["lm_scale"]
     weights = {k: v.clone() for k, v in saved.model.state_dict().items()}
     assert cli.main(arguments) == 0  # everything is checkpointed: the rerun resumes after the last epoch
     again = load_model_dir(tmp_path / "exp" / "model").model.state_dict()
@@ -102,3 +104,16 @@ def test_asr_train_checks_the_config_before_reading_data_and_writes_it_whole(tmp
 def test_default_epochs_follow_the_amount_of_training_audio():
     assert epochs_for(1.84) == 33  # AN4's 37 minutes with two speed-perturbed copies
     assert epochs_for(300.0) == 10 and epochs_for(0.01) == 60  # LibriSpeech-100 x 3 speeds; yesno
+
+
+def test_the_lm_scale_chosen_is_the_one_with_the_fewest_errors_on_the_validation_set(model_dir, tmp_path):
+    """References made by decoding at one scale: that scale makes no errors and must be chosen
+    (the scale weighs the grammar's 1/2 per word: larger scales drop more words)."""
+    saved = load_model_dir(model_dir)
+    files = [(f"u{i}", str(noise_wav(tmp_path / f"u{i}.wav", 1.0 + 0.3 * i, i))) for i in range(6)]
+    at = {scale: Recognizer(saved, saved.decoder(beam=BeamOptions(lm_scale=scale))).texts(files)
+          for scale in (0.0, 12.0, 20.0)}
+    assert len({tuple(texts.values()) for texts in at.values()}) == 3  # the scales decode differently
+    for scale, texts in at.items():
+        valid = [Utterance(u, path, 1.0, texts[u], "s") for u, path in files]
+        assert best_lm_scale(saved, valid, (20.0, 0.0, 12.0)) == scale
