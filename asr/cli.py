@@ -41,7 +41,7 @@ def _cmd_transcribe(args) -> int:
 
     formats = _formats(args)
     saved = load_model_dir(args.model)
-    decoder = saved.decoder(_decoding_graph(args, saved.tokens), _beam_options(args, saved.decoding),
+    decoder = saved.decoder(_decoding_graph(args, saved.tokens), beam_options(args, saved.decoding),
                             args.prefix_beam, args.greedy)
     inputs = list(find_inputs(args.audio))
     transcripts = Recognizer(saved, decoder, args.device).transcribe(inputs, batch_size=args.batch_size)
@@ -140,7 +140,7 @@ def _decoding_graph(args, tokens):
     return None
 
 
-def _beam_options(args, model_defaults: dict):
+def beam_options(args, model_defaults: dict):
     """BeamOptions from the search flags over the model directory's defaults, or None when no
     flag asks for a beam search."""
     from .decoding import BeamOptions
@@ -376,7 +376,7 @@ def _add_lm(commands) -> None:
     command.set_defaults(run=_cmd_lm)
 
 
-def _parser() -> argparse.ArgumentParser:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asr",
         description="Speech recognition with differentiable WFSTs. Run `asr COMMAND --help` for a command's options.",
@@ -388,7 +388,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
 
     def show(message, category, filename, lineno, file=None, line=None):  # one line, no source excerpt
         print(f"asr {args.command}: warning: {message}", file=sys.stderr)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 from graphs.arpa import BOS, EOS, LN10, UNK, NgramLM, grammar_from_arpa, read_arpa
-
 from graphs.io import atomic_open
 
 __all__ = ["BOS", "EOS", "LN10", "UNK", "NgramLM", "estimate_kneser_ney", "grammar_from_arpa", "read_arpa",

@@ -19,11 +19,18 @@ from pathlib import Path
 import torch
 
 import graphs
-
-from .decoding import (BeamOptions, BeamSearchDecoder, Decoder, DecodingGraph, GreedyDecoder, PrefixBeamDecoder,
-                       ViterbiDecoder)
-from .features import Fbank, GlobalCMVN
 from graphs.io import write_atomic
+
+from .decoding import (
+    BeamOptions,
+    BeamSearchDecoder,
+    Decoder,
+    DecodingGraph,
+    GreedyDecoder,
+    PrefixBeamDecoder,
+    ViterbiDecoder,
+)
+from .features import Fbank, GlobalCMVN
 from .model import EncoderConfig, TransformerEncoder
 from .tokenizer import Tokenizer, read_tokens_txt
 from .train.checkpoint import load_checkpoint, save_checkpoint

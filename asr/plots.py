@@ -8,8 +8,9 @@ from typing import Sequence
 
 import torch
 
-from .decoding import Hypothesis
 from graphs.io import atomic_open
+
+from .decoding import Hypothesis
 
 
 def plot_alignment(path: Path, log_probs: torch.Tensor, hypothesis: Hypothesis, tokens: Sequence[str],

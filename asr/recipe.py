@@ -21,11 +21,11 @@ import soundfile
 import torch
 
 import graphs
+from graphs.io import atomic_open, write_atomic
 
 from .audio import LowSampleRateWarning, load_audio
 from .data import Utterance, read_manifest, write_manifest
 from .features import GlobalCMVN
-from graphs.io import atomic_open, write_atomic
 from .lang import build_hlg
 from .model_dir import Featurizer, ModelDir, load_model_dir, save_model_dir
 from .scoring import score

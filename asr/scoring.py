@@ -85,7 +85,8 @@ def score(references: dict[str, str], hypotheses: dict[str, str]) -> Score:
         raise ValueError(f"{len(extra)} hypotheses have no reference, e.g. {extra[:3]}")
     missing = sorted(set(references) - set(hypotheses))
     if missing:
-        warnings.warn(f"{len(missing)} utterances have no hypothesis (scored as empty), e.g. {missing[:3]}")
+        warnings.warn(f"{len(missing)} utterances have no hypothesis (scored as empty), e.g. {missing[:3]}",
+                      stacklevel=2)
     ids = sorted(references)
     refs = [" ".join(references[i].split()) for i in ids]
     hyps = [" ".join(hypotheses.get(i, "").split()) for i in ids]

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import ClassVar, Iterable, Mapping, Sequence
 
 import graphs
-
 from graphs.io import write_atomic
 
 BLANK = "<blk>"

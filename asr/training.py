@@ -18,12 +18,13 @@ from typing import Callable, Sequence
 
 import torch
 
+from graphs.io import write_atomic
+
 from . import config as settings
 from .audio import load_audio
 from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed
 from .decoding import BeamOptions, greedy_ctc
 from .features import Fbank, GlobalCMVN, NoiseBursts, NoiseOptions, SpecAugment, SpecAugmentOptions
-from graphs.io import write_atomic
 from .lang import build_hlg
 from .lm import estimate_kneser_ney, write_arpa
 from .losses import make_loss

@@ -36,8 +36,8 @@ import statistics
 import sys
 from typing import Callable
 
-from benchmarks.measure import (fmt_bytes, measure_in_subprocess as run_measuring_process, now,
-                                 peak_rss_increase, report_measurement, short_error)
+from benchmarks.measure import fmt_bytes, now, peak_rss_increase, report_measurement, short_error
+from benchmarks.measure import measure_in_subprocess as run_measuring_process
 
 TARGET_RATIO = 1.5
 CASES = {

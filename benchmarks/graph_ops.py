@@ -48,8 +48,8 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from benchmarks import inputs as bi
-from benchmarks.measure import (fmt_bytes, measure_in_subprocess as run_measuring_process, now,
-                                 peak_rss_increase, report_measurement, short_error)
+from benchmarks.measure import fmt_bytes, now, peak_rss_increase, report_measurement, short_error
+from benchmarks.measure import measure_in_subprocess as run_measuring_process
 
 TARGET_RATIO = 3.0
 

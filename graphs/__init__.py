@@ -9,10 +9,17 @@ return detached results. docs/operations.md lists every operation's semiring,
 gradients, list behaviour and preconditions.
 """
 
+from ._semiring import segment_argmax, segment_logsumexp, segment_max
 from .arpa import NgramLM, grammar_from_arpa, read_arpa
 from .asg import asg_alignment_graph, asg_transition_graph
 from .builders import (
-    alternatives_graph, ctc_graph, ctc_topology, lexicon_graph, linear_graph, ngram_transition_graph, sequence_graph,
+    alternatives_graph,
+    ctc_graph,
+    ctc_topology,
+    lexicon_graph,
+    linear_graph,
+    ngram_transition_graph,
+    sequence_graph,
 )
 from .compare import equal, isomorphic, rand_equivalent
 from .compose import compose, intersect
@@ -24,7 +31,6 @@ from .graph import EPSILON, Graph
 from .io import SymbolTable, load, read_openfst, save, write_openfst
 from .paths import nbest, prune, sample
 from .rational import closure, concat, invert, project_input, project_output, union
-from ._semiring import segment_logsumexp, segment_max
 from .scores import arc_posteriors, forward_score, viterbi_path, viterbi_score
 from .structure import arc_sort, connect, reverse, topsort
 from .wordpiece import ctc_alignments, mark_words, segmentation_graph
@@ -37,7 +43,7 @@ __all__ = [
     "intersect_dense", "invert", "isomorphic", "lexicon_graph", "linear_graph", "load", "mark_words", "minimize",
     "nbest", "ngram_transition_graph", "project_input", "project_output", "prune",
     "rand_equivalent", "read_openfst", "remove_epsilon", "reverse", "sample", "save",
-    "segment_logsumexp", "segment_max", "segmentation_graph", "sequence_graph", "SymbolTable", "to_dot",
+    "segment_argmax", "segment_logsumexp", "segment_max", "segmentation_graph", "sequence_graph", "SymbolTable", "to_dot",
     "topsort", "union",
     "viterbi_path", "viterbi_score", "write_openfst",
 ]

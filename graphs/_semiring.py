@@ -25,6 +25,17 @@ def segment_max(values: torch.Tensor, segments: torch.Tensor, num_segments: int)
     return out.scatter_reduce(0, segments, values, reduce="amax", include_self=True)
 
 
+def segment_argmax(values: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
+    """Index into `values` of the first maximum of each segment (ties go to the lowest index, so
+    the result is deterministic); -1 for an empty segment."""
+    best = segment_max(values, segments, num_segments)
+    index = torch.arange(values.numel(), device=values.device)
+    candidate = torch.where(values == best[segments], index, values.numel())
+    first = torch.full((num_segments,), values.numel(), dtype=torch.long, device=values.device)
+    first = first.scatter_reduce(0, segments, candidate, reduce="amin", include_self=True)
+    return first.masked_fill(first == values.numel(), -1)
+
+
 def segment_logsumexp(values: torch.Tensor, segments: torch.Tensor, num_segments: int) -> torch.Tensor:
     """log(sum(exp(values))) per segment (-inf for an empty one), stable, differentiable with
     respect to `values`."""

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from ._batch import Batch
-from ._semiring import LOG, TROPICAL, check_semiring, segment_reduce
+from ._semiring import LOG, TROPICAL, check_semiring, segment_argmax, segment_reduce
 from .graph import EPSILON, Graph, as_list
 
 NEG_INF = float("-inf")
@@ -393,14 +393,10 @@ class _Layout:
         size, device = self.batch.size, dist.device
         accept_pos = sweep.position[self.accept]
         at_end = dist[self.lengths.index_select(0, self.accept_graph), accept_pos]
-        hit = (at_end == totals.index_select(0, self.accept_graph)) & torch.isfinite(at_end)
-        # First accept node reaching the best score, per graph.
-        count = self.accept.numel()
-        first = torch.full((size,), count, dtype=torch.long, device=device)
-        first = first.scatter_reduce(0, self.accept_graph[hit], torch.arange(count, device=device)[hit], reduce="amin")
-        found = first < count
-        node = torch.where(found, accept_pos[first.clamp(max=max(count - 1, 0))], torch.zeros_like(first)) \
-            if count else torch.zeros_like(first)
+        # First accept node reaching the best score, per graph (none where no path is finite).
+        first = segment_argmax(at_end, self.accept_graph, size)
+        found = (first >= 0) & torch.isfinite(totals)
+        node = torch.where(found, accept_pos[first.clamp(min=0)], 0) if self.accept.numel() else torch.zeros_like(first)
         path = torch.full((size, self.num_frames), -1, dtype=torch.long, device=device)
         for t in range(self.num_frames - 1, -1, -1):
             live = found & (self.lengths > t)

@@ -26,6 +26,7 @@ from pathlib import Path
 import soundfile
 
 from graphs.io import atomic_open
+
 from .manifest import Utterance, utterance_from_record
 
 _SOX_SPEED = re.compile(r"sox -t wav (?P<path>.+) -t wav - speed (?P<speed>[0-9.eE+-]+) \|")

@@ -215,7 +215,7 @@ class WfstDecoder:
         arcs = self.emitting
         utt = tokens.utt[token]
         score = tokens.score[token] + arcs.weight[arc] + frame_log_probs[utt, arcs.ilabel[arc]]
-        best = _best(utt, score, size)
+        best = graphs.segment_max(score, utt, size)
         keep = score >= best[utt] - self.beam
         token, arc, utt, score = token[keep], arc[keep], utt[keep], score[keep]
         winner, group = self._recombine(utt, arcs.dst[arc], score)
@@ -234,7 +234,7 @@ class WfstDecoder:
         to the surviving token)."""
         if not self.epsilon.dst.numel():
             return tokens, next_id
-        best = _best(tokens.utt, tokens.score, size)
+        best = graphs.segment_max(tokens.score, tokens.utt, size)
         parts, frontier = [tokens], tokens
         while True:
             token, arc = self.epsilon.expand(frontier.node)
@@ -263,11 +263,7 @@ class WfstDecoder:
         """Index of the best candidate for each distinct (utterance, node), and the group
         (index into those winners) of every candidate."""
         key, group = torch.unique(utt * self.num_nodes + node, return_inverse=True)
-        best = torch.full((key.numel(),), NEG_INF, device=score.device).scatter_reduce(0, group, score, "amax")
-        index = torch.arange(score.numel(), device=score.device)
-        winner = torch.where(score == best[group], index, score.numel())
-        return torch.full((key.numel(),), score.numel(), device=score.device).scatter_reduce(
-            0, group, winner, "amin"), group
+        return graphs.segment_argmax(score, group, key.numel()), group
 
     def _within_max_active(self, tokens: _Tokens) -> torch.Tensor:
         """Mask of each utterance's `max_active` best tokens."""
@@ -286,10 +282,7 @@ class WfstDecoder:
         final = self.is_accept[tokens.node]
         # Prefer tokens in accept nodes: push the others below every final score.
         rank_score = torch.where(final, tokens.score, tokens.score - 1e30)
-        best_rank = _best(tokens.utt, rank_score, size)
-        best = torch.full((size,), -1, dtype=torch.long, device=self.device)
-        is_best = rank_score == best_rank[tokens.utt]
-        best.scatter_(0, tokens.utt[is_best], torch.nonzero(is_best).flatten())
+        best = graphs.segment_argmax(rank_score, tokens.utt, size)
         found = best >= 0
         score = torch.full((size,), NEG_INF, device=self.device)
         score[found] = tokens.score[best[found]]
@@ -337,11 +330,6 @@ def _check_no_epsilon_cycle(graph: graphs.Graph, epsilon: torch.Tensor) -> None:
     except ValueError:
         raise ValueError("beam search: the graph has a cycle of epsilon-input arcs; "
                          "remove it first (graphs.remove_epsilon)") from None
-
-
-def _best(utt: torch.Tensor, score: torch.Tensor, size: int) -> torch.Tensor:
-    """Best score of each of `size` utterances (-inf for one without candidates)."""
-    return torch.full((size,), NEG_INF, device=score.device).scatter_reduce(0, utt, score, "amax")
 
 
 @dataclass

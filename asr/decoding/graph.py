@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Sequence
 
 import graphs
-
 from graphs.io import write_atomic
+
 from ..lm import NgramLM, read_arpa, write_arpa
 from ..tokenizer import read_lexicon, read_tokens_txt, read_words_txt, write_tokens_txt, write_words_txt
 

@@ -93,7 +93,7 @@ def _merge(utt, keys, cand_b, cand_nb):
     sum_b = graphs.segment_logsumexp(cand_b.reshape(-1), group, groups)
     sum_nb = graphs.segment_logsumexp(cand_nb.reshape(-1), group, groups)
     position = torch.arange(group.numel(), device=keys.device)
-    first = torch.full((groups,), group.numel(), device=keys.device).scatter_reduce(0, group, position, "amin")
+    first = graphs.segment_argmax(torch.zeros(group.numel(), device=keys.device), group, groups)  # all tie: the first
     keep = first[group] == position
     merged_b = torch.where(keep, sum_b[group], NEG_INF).reshape(size, width)
     merged_nb = torch.where(keep, sum_nb[group], NEG_INF).reshape(size, width)

@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import soundfile
+
 from asr import cli
 from asr.data import Utterance, write_manifest
 from asr.decoding import token_runs

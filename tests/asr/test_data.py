@@ -10,8 +10,18 @@ import soundfile
 import torch
 
 from asr.audio import load_audio
-from asr.data import (BucketBatchSampler, Skipped, SpeechDataset, Utterance, collate, export_kaldi_dir,
-                      import_kaldi_dir, read_manifest, speed_perturbed, write_manifest)
+from asr.data import (
+    BucketBatchSampler,
+    Skipped,
+    SpeechDataset,
+    Utterance,
+    collate,
+    export_kaldi_dir,
+    import_kaldi_dir,
+    read_manifest,
+    speed_perturbed,
+    write_manifest,
+)
 
 # ---------------------------------------------------------------- manifests
 

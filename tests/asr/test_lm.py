@@ -1,8 +1,8 @@
 """ARPA reading/writing and the grammar acceptor G, checked against a direct back-off lookup."""
 
 import itertools
-import random
 import math
+import random
 from collections import Counter
 
 import pytest

@@ -6,8 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from asr.tokenizer import (BLANK, BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon,
-                           read_tokens_txt, read_words_txt, write_tokens_txt, write_words_txt)
+from asr.tokenizer import (
+    BLANK,
+    BPETokenizer,
+    CharTokenizer,
+    PhoneTokenizer,
+    Tokenizer,
+    read_lexicon,
+    read_tokens_txt,
+    read_words_txt,
+    write_tokens_txt,
+    write_words_txt,
+)
 from graphs import EPSILON, SymbolTable
 from tests.graphs.brute import string_weights
 

@@ -18,8 +18,18 @@ import pytest
 import torch
 
 from asr.losses import CTCLoss
-from asr.train import (LATEST_CHECKPOINT, Trainer, TrainerConfig, average_checkpoints, cosine_schedule,
-                       load_checkpoint, noam_schedule, rng_state, save_checkpoint, set_rng_state)
+from asr.train import (
+    LATEST_CHECKPOINT,
+    Trainer,
+    TrainerConfig,
+    average_checkpoints,
+    cosine_schedule,
+    load_checkpoint,
+    noam_schedule,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from tests.asr.train_job import SyntheticSpeech, build_trainer, collate, make_model
 
 ROOT = Path(__file__).resolve().parents[2]

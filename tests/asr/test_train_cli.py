@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from asr import cli
-from asr.data import Utterance, write_manifest
-from asr.model_dir import load_model_dir
 from asr.config import to_dict
-from asr.features import SpecAugmentOptions
+from asr.data import Utterance, write_manifest
 from asr.decoding import BeamOptions
+from asr.features import SpecAugmentOptions
+from asr.model_dir import load_model_dir
 from asr.training import DEFAULT_TRAINING, RecognizerConfig, best_lm_scale, epochs_for, training_from_config
 from asr.transcribe import Recognizer
 

@@ -15,6 +15,7 @@ from asr.transcribe import Recognizer, Transcript, find_inputs, format_transcrip
 
 from .conftest import RATE, WORDS, noise_wav
 
+
 def test_find_inputs_expands_files_directories_scp_and_manifests(tmp_path):
     (tmp_path / "dir" / "sub").mkdir(parents=True)
     a = noise_wav(tmp_path / "dir" / "a.wav", 0.5, 0)
@@ -190,10 +191,10 @@ def test_decoding_defaults_come_from_the_model_directory_and_flags_override_them
     (model_dir / "decoding.json").write_text('{"lm_scale": 0.25, "beam": 9}')
     saved = load_model_dir(model_dir)
     assert saved.decoding == {"lm_scale": 0.25, "beam": 9}
-    parse = cli._parser().parse_args
-    options = cli._beam_options(parse(["transcribe", str(model_dir), "x.wav", "--beam", "12"]), saved.decoding)
+    parse = cli.parser().parse_args
+    options = cli.beam_options(parse(["transcribe", str(model_dir), "x.wav", "--beam", "12"]), saved.decoding)
     assert options.beam == 12 and options.lm_scale == 0.25 and options.max_active == 2000
-    assert cli._beam_options(parse(["transcribe", str(model_dir), "x.wav"]), saved.decoding) is None
+    assert cli.beam_options(parse(["transcribe", str(model_dir), "x.wav"]), saved.decoding) is None
     (model_dir / "decoding.json").write_text('{"lm_weight": 1}')
     with pytest.raises(ValueError, match="decoding.json: expected an object of numbers"):
         load_model_dir(model_dir)

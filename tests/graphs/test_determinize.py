@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from graphs import EPSILON, Graph
 from graphs.determinize import DELTA, determinize, minimize
 
-from .oracle import fst, from_openfst, to_openfst_acceptor
+from .oracle import from_openfst, fst, to_openfst_acceptor
 
 NUM_LABELS = 3
 MAX_LENGTH = 4
@@ -104,7 +104,7 @@ def assert_deterministic(graph: Graph) -> None:
     assert len(pairs) == len(set(pairs))
     sources = set(graph.src.tolist())
     accept = set(graph.accept.tolist())
-    for s, d, label, _, _ in graph.arcs():
+    for _, d, label, _, _ in graph.arcs():
         if label == EPSILON:
             assert d in accept and d not in sources
 

@@ -8,8 +8,19 @@ from hypothesis import given, settings
 from torch.autograd import gradcheck
 
 from graphs import (
-    Graph, arc_sort, closure, concat, connect, forward_score, invert, project_input, project_output,
-    reverse, topsort, union, viterbi_score,
+    Graph,
+    arc_sort,
+    closure,
+    concat,
+    connect,
+    forward_score,
+    invert,
+    project_input,
+    project_output,
+    reverse,
+    topsort,
+    union,
+    viterbi_score,
 )
 
 from . import brute

@@ -7,8 +7,16 @@ import torch
 from hypothesis import given, settings
 from torch.autograd import gradcheck
 
-from graphs import (Graph, arc_posteriors, forward_score, segment_logsumexp, segment_max, viterbi_path,
-                    viterbi_score)
+from graphs import (
+    Graph,
+    arc_posteriors,
+    forward_score,
+    segment_argmax,
+    segment_logsumexp,
+    segment_max,
+    viterbi_path,
+    viterbi_score,
+)
 
 from . import brute
 from .oracle import total_score
@@ -116,6 +124,19 @@ def test_unreachable_graph_has_zero_gradient():
     assert score.item() == -math.inf
     score.backward()
     assert w.grad.tolist() == [0.0]
+
+
+def test_segment_argmax_is_the_first_index_of_each_segments_maximum():
+    torch.manual_seed(1)
+    values = torch.randint(0, 4, (60,)).double()  # many ties
+    values[::7] = -math.inf
+    segments = torch.randint(0, 8, (60,))
+    segments[segments == 5] = 6  # segment 5 is empty
+    expected = []
+    for s in range(8):
+        members = [i for i in range(60) if segments[i] == s]
+        expected.append(max(members, key=lambda i: (values[i].item(), -i)) if members else -1)
+    assert segment_argmax(values, segments, 8).tolist() == expected
 
 
 def test_segment_reductions_equal_per_segment_torch_reductions_and_their_gradients():
