@@ -41,7 +41,7 @@ def _cmd_transcribe(args) -> int:
 
     formats = _formats(args)
     saved = load_model_dir(args.model)
-    decoder = saved.decoder(_decoding_graph(args, saved.tokens), beam_options(args, saved.decoding),
+    decoder = saved.decoder(_graph_from_flags(args, saved.tokens), beam_options(args, saved.decoding),
                             args.prefix_beam, args.greedy)
     inputs = list(find_inputs(args.audio))
     transcripts = Recognizer(saved, decoder, args.device).transcribe(inputs, batch_size=args.batch_size)
@@ -122,7 +122,7 @@ def _write_results(args, command: str, transcripts, total: int, formats: list[st
     return 1 if failures else 0
 
 
-def _decoding_graph(args, tokens):
+def _graph_from_flags(args, tokens):
     """The graph chosen by --graph or --lexicon/--lm (None: the model directory's own)."""
     from .decoding import DecodingGraph
     from .lang import build_hlg
@@ -239,6 +239,8 @@ def _add_score(commands) -> None:
 
 def _add_transcribe(commands) -> None:
     """`asr transcribe`: audio files in, transcripts out."""
+    from .decoding import BeamOptions
+
     command = commands.add_parser(
         "transcribe", help="transcribe audio files with a trained model directory",
         description="Decode audio files through the model directory's graph (graph/HLG.pt), or a graph given by\n"
@@ -262,17 +264,18 @@ def _add_transcribe(commands) -> None:
     search.add_argument("--lexicon", help="lexicon.txt (WORD TOKEN TOKEN ...) to compile a graph from on the fly")
     search.add_argument("--lm", help="ARPA LM for --lexicon (default: any word sequence, words equally likely)")
     search.add_argument("--beam", type=float, help="score beam: hypotheses this far below the best are dropped "
-                        "(default 16; larger is slower and more accurate)")
+                        f"(default {BeamOptions.beam:g}; larger is slower and more accurate)")
     search.add_argument("--max-active", type=int, help="at most this many graph states per file and frame "
-                        "(default 2000)")
+                        f"(default {BeamOptions.max_active})")
     search.add_argument("--lm-scale", type=float, help="graph (LM) score weight (default: the model directory's "
-                        "decoding.json, else 1.0)")
-    search.add_argument("--word-score", type=float, help="bonus added per word (default: decoding.json, else 0)")
+                        f"decoding.json, else {BeamOptions.lm_scale:g})")
+    search.add_argument("--word-score", type=float, help="bonus added per word (default: decoding.json, else "
+                        f"{BeamOptions.word_score:g})")
     search.add_argument("--nbest", type=int, help="also list the N best word sequences (json: \"nbest\")")
-    search.add_argument("--rescore-lm", metavar="ARPA", help="rescore the 100 best with this (larger) LM; needs "
+    search.add_argument("--rescore-lm", metavar="ARPA", help=f"rescore the {BeamOptions.RESCORED_PATHS} best with this (larger) LM; needs "
                         "the graph's own LM (--lm, or lm.arpa in the --graph directory)")
     search.add_argument("--lattice-beam", type=float, help="word sequences this far below the best are kept in "
-                        "the lattice for --nbest/--rescore-lm (default 8)")
+                        f"the lattice for --nbest/--rescore-lm (default {BeamOptions.lattice_beam:g})")
     search.add_argument("--prefix-beam", type=int, metavar="K", help="no graph: CTC prefix beam search keeping K "
                         "prefixes (character and word-piece models; any word can come out)")
     search.add_argument("--greedy", action="store_true", help="no graph, no search: the best token of every frame "

@@ -156,8 +156,9 @@ class WfstDecoder:
     the emission score of the arc's input label.
     """
 
-    def __init__(self, graph: graphs.Graph, beam: float = 16.0, max_active: int = 2000, lm_scale: float = 1.0,
-                 word_score: float = 0.0, device: str | torch.device = "cpu", lattice_beam: float | None = None):
+    def __init__(self, graph: graphs.Graph, beam: float = BeamOptions.beam, max_active: int = BeamOptions.max_active,
+                 lm_scale: float = BeamOptions.lm_scale, word_score: float = BeamOptions.word_score,
+                 device: str | torch.device = "cpu", lattice_beam: float | None = None):
         if beam <= 0 or max_active < 1:
             raise ValueError(f"beam must be > 0 and max_active >= 1, got {beam} and {max_active}")
         if lattice_beam is not None and not 0 <= lattice_beam <= beam:
