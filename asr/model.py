@@ -156,7 +156,8 @@ class RotaryEmbedding(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with rotary q/k on `F.scaled_dot_product_attention`."""
+    """Multi-head self-attention with rotary q/k on `F.scaled_dot_product_attention`, over the
+    whole sequence (`AttentionMask.keys`) or within a band of frames (`AttentionMask.window`)."""
 
     def __init__(self, d_model: int, num_heads: int, dropout: float):
         super().__init__()
@@ -166,14 +167,59 @@ class SelfAttention(nn.Module):
         self.out = nn.Linear(d_model, d_model)
         self.rotary = RotaryEmbedding(d_model // num_heads)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor) -> torch.Tensor:
-        """x [B, T, D]; key_mask [B, 1, 1 or T, T] boolean, True for keys that may be attended to."""
+    def forward(self, x: torch.Tensor, mask: AttentionMask) -> torch.Tensor:
+        """x [B, T, D] -> [B, T, D]."""
         batch, time, dim = x.shape
         q, k, v = self.qkv(x).view(batch, time, 3, self.num_heads, -1).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(
-            self.rotary(q), self.rotary(k), v, attn_mask=key_mask, dropout_p=self.dropout if self.training else 0.0
-        )
+        q, k = self.rotary(q), self.rotary(k)
+        dropout = self.dropout if self.training else 0.0
+        if mask.window:
+            y = _banded_attention(q, k, v, mask, dropout)
+        else:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.keys, dropout_p=dropout)
         return self.out(y.transpose(1, 2).reshape(batch, time, dim))
+
+
+@dataclass
+class AttentionMask:
+    """Which keys each query may attend to, in memory linear in T: `keys` [B, 1, 1, T] marks the
+    frames of each utterance (at least its first, so no row is empty); with `window` > 0 a query
+    also sees only keys at most `window` frames away, and `band` [B, 1, blocks, window, 3 * window]
+    holds that for `_banded_attention`'s blocks."""
+
+    keys: torch.Tensor
+    window: int = 0
+    band: torch.Tensor | None = None
+
+    @classmethod
+    def build(cls, lengths: torch.Tensor, time: int, window: int) -> AttentionMask:
+        frames = torch.arange(time, device=lengths.device)
+        keys = (frames < lengths.clamp(min=1)[:, None])[:, None, None, :]
+        if not window:
+            return cls(keys)
+        blocks = -(-time // window)
+        query = torch.arange(blocks * window, device=lengths.device).view(blocks, window, 1)
+        key = query[:, :1] - window + torch.arange(3 * window, device=lengths.device)  # [blocks, 1, 3w]
+        key_ok = F.pad(keys[:, 0, 0], (window, (blocks + 1) * window - time))  # [B, (blocks + 2) w]
+        key_ok = key_ok.unfold(1, 3 * window, window)[:, :, None, :]  # [B, blocks, 1, 3w]
+        # A query past the end (padding) keeps itself as a key, so its row is never empty (no NaN).
+        band = ((query - key).abs() <= window) & key_ok | (query == key)
+        return cls(keys, window, band[:, None])
+
+
+def _banded_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: AttentionMask,
+                      dropout: float) -> torch.Tensor:
+    """Attention of each frame to the frames at most `mask.window` away, in blocks of `window`
+    queries against the 3 * window keys around them: memory O(T * window), no T x T matrix."""
+    window = mask.window
+    batch, heads, time, dim = q.shape
+    blocks = mask.band.shape[2]
+    pad = blocks * window - time
+    queries = F.pad(q, (0, 0, 0, pad)).view(batch, heads, blocks, window, dim)
+    keys, values = (F.pad(t, (0, 0, window, pad + window)).unfold(2, 3 * window, window).transpose(-1, -2)
+                    for t in (k, v))
+    y = F.scaled_dot_product_attention(queries, keys, values, attn_mask=mask.band, dropout_p=dropout)
+    return y.reshape(batch, heads, blocks * window, dim)[:, :, :time]
 
 
 def feed_forward(d_model: int, ff_dim: int, dropout: float) -> nn.Sequential:
@@ -192,8 +238,8 @@ class EncoderLayer(nn.Module):
         self.ff = feed_forward(d_model, ff_dim, dropout)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-        x = x + self.dropout(self.attn(self.attn_norm(x), key_mask))
+    def forward(self, x: torch.Tensor, mask: AttentionMask, valid: torch.Tensor) -> torch.Tensor:
+        x = x + self.dropout(self.attn(self.attn_norm(x), mask))
         return x + self.dropout(self.ff(self.ff_norm(x)))
 
 
@@ -229,9 +275,9 @@ class ConformerLayer(nn.Module):
         self.final_norm = nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, key_mask: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: AttentionMask, valid: torch.Tensor) -> torch.Tensor:
         x = x + 0.5 * self.dropout(self.ff1(self.ff1_norm(x)))
-        x = x + self.dropout(self.attn(self.attn_norm(x), key_mask))
+        x = x + self.dropout(self.attn(self.attn_norm(x), mask))
         x = x + self.dropout(self.conv(self.conv_norm(x), valid))
         x = x + 0.5 * self.dropout(self.ff2(self.ff2_norm(x)))
         return self.final_norm(x)
@@ -281,14 +327,8 @@ class TransformerEncoder(nn.Module):
         """
         x = self.dropout(self.subsampling(features))
         out_lengths = self.output_lengths(lengths.to(x.device))
-        # Keep one key for utterances too short for any output frame, so no row is all-masked (NaN).
-        frames = torch.arange(x.shape[1], device=x.device)
-        valid = frames < out_lengths[:, None]
-        key_mask = (frames < out_lengths.clamp(min=1)[:, None])[:, None, None, :]
-        window = self.config.attention_window
-        if window:
-            near = (frames[:, None] - frames[None, :]).abs() <= window
-            key_mask = key_mask & near  # [B, 1, T', T']; a valid frame always keeps itself as a key
+        valid = torch.arange(x.shape[1], device=x.device) < out_lengths[:, None]
+        mask = AttentionMask.build(out_lengths, x.shape[1], self.config.attention_window)
         for layer in self.layers:
-            x = layer(x, key_mask, valid)
+            x = layer(x, mask, valid)
         return self.output(self.final_norm(x)).log_softmax(dim=-1), out_lengths

@@ -204,3 +204,38 @@ def test_blank_bias_starts_from_mostly_blank_emissions():
     assert torch.allclose(biased.output.bias - plain.output.bias, torch.tensor([3.0, 0, 0, 0, 0]))
     blank_share = biased(features, lengths)[0][..., 0].exp().mean()
     assert blank_share > 0.7 > plain(features, lengths)[0][..., 0].exp().mean()
+
+
+@pytest.mark.parametrize("window", [1, 3, 8])
+def test_banded_attention_equals_dense_masked_attention(window):
+    """The blocked band computes exactly what a dense T x T mask (|i - j| <= window, keys within
+    the utterance) gives on every valid frame, for lengths that are and are not multiples of
+    the block."""
+    from asr.model import AttentionMask, SelfAttention
+
+    torch.manual_seed(window)
+    attention = SelfAttention(32, 2, dropout=0.0).eval()
+    lengths = torch.tensor([41, 40, 17, 1, 0])
+    x = torch.randn(len(lengths), 41, 32)
+    with torch.no_grad():
+        banded = attention(x, AttentionMask.build(lengths, 41, window))
+        frames = torch.arange(41)
+        near = (frames[:, None] - frames[None, :]).abs() <= window
+        dense_mask = AttentionMask(AttentionMask.build(lengths, 41, 0).keys & near)
+        dense = attention(x, dense_mask)
+    for b, n in enumerate(lengths.tolist()):
+        torch.testing.assert_close(banded[b, :n], dense[b, :n], atol=1e-5, rtol=0)
+    assert torch.isfinite(banded).all()  # padding rows keep a key: no NaN to leak anywhere
+
+
+def test_windowed_attention_memory_is_linear_in_length():
+    """No T x T tensor: the band mask has 3 * window keys per frame, and a windowed encoder runs
+    over an hour of subsampled frames (90,000) in one piece."""
+    from asr.model import AttentionMask
+
+    mask = AttentionMask.build(torch.tensor([90_000]), 90_000, 8)
+    assert mask.band.numel() <= 90_008 * 3 * 8 and mask.keys.numel() == 90_000
+    model = TransformerEncoder(tiny_config(attention_window=8, num_layers=1)).eval()
+    with torch.no_grad():
+        log_probs, lengths = model(torch.randn(1, 360_003, 20), torch.tensor([360_003]))
+    assert log_probs.shape[1] == int(lengths[0]) == 90_000 and torch.isfinite(log_probs).all()
