@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import re
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile
@@ -59,6 +61,74 @@ def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True, sp
     if band_limit is not None:
         waveform = features.band_limit(waveform, sample_rate, band_limit)
     return features.speed_perturb(waveform, sample_rate, speed)
+
+
+@dataclass
+class AudioStream:
+    """A file read block by block: its duration in seconds and an iterator of mono float32 blocks
+    at the requested rate, which concatenated equal `load_audio(path, rate)`. Memory stays at a
+    block, whatever the file's length; a read error mid-file raises AudioError from the iterator."""
+
+    path: str
+    duration: float
+    blocks: Iterator[torch.Tensor]
+
+
+def stream_audio(path: str | Path, sample_rate: int = 16000, block_seconds: float = 30.0) -> AudioStream:
+    """`path` as an `AudioStream` of blocks of about `block_seconds` (long recordings); a missing,
+    unreadable or empty file raises AudioError (EmptyAudioError) here, before any block, and a
+    file below `sample_rate` warns as `load_audio` does."""
+    path = Path(path)
+    file_rate, num_samples, _, _ = _read(path, decode=False)
+    if file_rate < sample_rate:
+        warnings.warn(f"{path}: recorded at {file_rate} Hz, below the model's {sample_rate} Hz: resampling up; it has "
+                      f"no content above {file_rate // 2} Hz", LowSampleRateWarning, stacklevel=2)
+    block = max(1, int(block_seconds * file_rate))
+    blocks = _soundfile_blocks(path, block) if _soundfile_readable(path) else _audioread_blocks(path, block)
+    return AudioStream(str(path), num_samples / file_rate, features.resample_stream(blocks, file_rate, sample_rate))
+
+
+def _soundfile_readable(path: Path) -> bool:
+    try:
+        soundfile.info(str(path))
+        return True
+    except soundfile.SoundFileError:
+        return False
+
+
+def _soundfile_blocks(path: Path, block: int) -> Iterator[torch.Tensor]:
+    with soundfile.SoundFile(path) as f:
+        while True:
+            data = f.read(block, dtype="float32", always_2d=True)
+            if not len(data):
+                return
+            yield torch.from_numpy(data.mean(axis=1, dtype=np.float32))
+
+
+def _audioread_blocks(path: Path, block: int) -> Iterator[torch.Tensor]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import audioread
+
+        f = audioread.audio_open(str(path))
+    with f:
+        pending, size, channels = [], 0, f.channels
+        try:
+            for buffer in f:
+                pending.append(buffer)
+                size += len(buffer)
+                if size >= 2 * channels * block:
+                    yield _mono_int16(b"".join(pending), channels)
+                    pending, size = [], 0
+        except Exception as error:  # audioread's backends raise many unrelated types
+            raise AudioError(f"{path}: cannot read audio ({error})") from error
+        if pending:
+            yield _mono_int16(b"".join(pending), channels)
+
+
+def _mono_int16(pcm: bytes, channels: int) -> torch.Tensor:
+    data = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels).astype(np.float32) / 32768.0
+    return torch.from_numpy(data.mean(axis=1, dtype=np.float32))
 
 
 def audio_info(path: str | Path) -> tuple[int, int, int]:

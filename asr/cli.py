@@ -36,22 +36,24 @@ def _cmd_score(args) -> int:
 
 
 def _cmd_transcribe(args) -> int:
+    from .longform import ChunkOptions, SegmentOptions
     from .model_dir import load_model_dir
-    from .transcribe import Recognizer, find_inputs, format_transcript
+    from .transcribe import Recognizer, find_inputs
 
     formats = _formats(args)
     saved = load_model_dir(args.model)
     decoder = saved.decoder(_graph_from_flags(args, saved.tokens), beam_options(args, saved.decoding),
                             args.prefix_beam, args.greedy)
-    inputs = list(find_inputs(args.audio))
-    transcripts = Recognizer(saved, decoder, args.device).transcribe(inputs, batch_size=args.batch_size)
-    return _write_results(args, "transcribe", transcripts, len(inputs), formats, format_transcript)
+    recognizer = Recognizer(saved, decoder, args.device, ChunkOptions(args.chunk_seconds, args.context_seconds),
+                            SegmentOptions(args.pause_seconds, args.max_segment_seconds))
+    return _write_results(args, "transcribe", list(find_inputs(args.audio)),
+                          lambda inputs: recognizer.transcribe(inputs, batch_size=args.batch_size), formats)
 
 
 def _cmd_align(args) -> int:
     from .data import read_manifest
     from .model_dir import load_model_dir
-    from .transcribe import Recognizer, find_inputs, format_transcript
+    from .transcribe import Recognizer, find_inputs
 
     formats = _formats(args)
     inputs = list(find_inputs(args.audio))
@@ -66,8 +68,8 @@ def _cmd_align(args) -> int:
             raise ValueError(f"--transcript is for one audio file; {len(inputs)} were given (use --text)")
         texts[inputs[0][0]] = args.transcript.split()
     recognizer = Recognizer(load_model_dir(args.model), device=args.device)
-    transcripts = recognizer.align(inputs, texts, batch_size=args.batch_size, plot_dir=args.plot)
-    return _write_results(args, "align", transcripts, len(inputs), formats, format_transcript)
+    return _write_results(args, "align", inputs, lambda chosen: recognizer.align(
+        chosen, texts, batch_size=args.batch_size, plot_dir=args.plot), formats)
 
 
 def _formats(args) -> list[str]:
@@ -83,42 +85,56 @@ def _formats(args) -> list[str]:
 _PROGRESS = {"transcribe": "transcribing", "align": "aligning"}
 
 
-def _write_results(args, command: str, transcripts, total: int, formats: list[str], format_fn) -> int:
-    """Print (or write under -o) each transcript in `formats`, with a progress bar; report
-    failed files and go on; print the real-time factor; exit status 1 if any file failed."""
+def _write_results(args, command: str, inputs: list[tuple[str, str]], run, formats: list[str]) -> int:
+    """Run `run(inputs)` and print each transcript (or write it under -o, resuming a job that was
+    stopped: files already done there are skipped), with a progress bar over audio seconds;
+    report failed files and go on; print the real-time factor; exit status 1 if any failed."""
+    from functools import partial
+
     from tqdm import tqdm
 
-    from graphs.io import atomic_open
+    from .audio import AudioError, audio_info
+    from .jobs import OutputDir
+    from .subtitles import SubtitleOptions
+    from .transcribe import format_transcript
 
+    format_fn = partial(format_transcript, subtitles=SubtitleOptions(
+        args.max_line_chars, args.max_lines, args.max_cue_seconds, args.min_cue_seconds, args.max_cps))
     failures, audio_seconds, start = 0, 0.0, time.perf_counter()
-    with ExitStack() as files:
-        streams = {}
-        if args.output_dir:
-            Path(args.output_dir).mkdir(parents=True, exist_ok=True)
-            streams = {f: files.enter_context(atomic_open(Path(args.output_dir) / f"transcripts.{f}", "w"))
-                       for f in formats if f in ("txt", "json", "ctm")}
-        progress = files.enter_context(tqdm(total=total, desc=_PROGRESS[command], unit="file", disable=None))
-        for transcript in transcripts:
-            progress.update()
+    with ExitStack() as stack:
+        output = stack.enter_context(OutputDir(args.output_dir, formats, format_fn)) if args.output_dir else None
+        if output is not None and output.done:
+            remaining = [item for item in inputs if item[0] not in output.done]
+            print(f"asr {command}: {len(inputs) - len(remaining)} files already done in {args.output_dir}, "
+                  f"{len(remaining)} to go", file=sys.stderr)
+            inputs = remaining
+
+        def seconds(path: str) -> float:
+            try:
+                rate, samples, _ = audio_info(path)
+                return samples / rate
+            except (AudioError, OSError):
+                return 0.0
+
+        total = sum(seconds(path) for _, path in inputs)
+        progress = stack.enter_context(tqdm(total=round(total, 1), desc=_PROGRESS[command], unit="s",
+                                            bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s of audio [{elapsed}<{remaining}]",
+                                            disable=None))
+        for transcript in run(inputs):
+            progress.update(min(transcript.duration, total - progress.n))
             if transcript.error:
                 failures += 1
                 progress.write(f"asr {command}: skipped {transcript.audio}: {transcript.error}", file=sys.stderr)
                 continue
             audio_seconds += transcript.duration
-            if not args.output_dir:
+            if output is None:
                 sys.stdout.write(format_fn(transcript, formats[0]))
-                continue
-            for fmt in formats:
-                text = format_fn(transcript, fmt)
-                if fmt in streams:
-                    streams[fmt].write(text)
-                else:  # subtitles: one file per input
-                    with atomic_open(Path(args.output_dir) / f"{transcript.id}.{fmt}", "w") as subtitle:
-                        subtitle.write(text)
-    seconds = time.perf_counter() - start
-    rtf = f"{seconds / audio_seconds:.3f}" if audio_seconds else "n/a"
-    print(f"asr {command}: {total - failures} of {total} files, {audio_seconds:.1f} s of audio "
-          f"in {seconds:.1f} s (real-time factor {rtf})", file=sys.stderr)
+            else:
+                output.write(transcript)
+    elapsed = time.perf_counter() - start
+    rtf = f"{elapsed / audio_seconds:.3f}" if audio_seconds else "n/a"
+    print(f"asr {command}: {len(inputs) - failures} of {len(inputs)} files, {audio_seconds:.1f} s of audio "
+          f"in {elapsed:.1f} s (real-time factor {rtf})", file=sys.stderr)
     return 1 if failures else 0
 
 
@@ -210,16 +226,36 @@ def _cmd_lm(args) -> int:
 
 
 def _add_audio_arguments(command: argparse.ArgumentParser, default_format: str, json_help: str) -> None:
-    """MODEL, AUDIO..., output format and place, device and batch size: shared by transcribe and align."""
+    """MODEL, AUDIO..., output format and place, device, batch size and subtitle limits:
+    shared by transcribe and align."""
+    from .subtitles import SubtitleOptions
+
     command.add_argument("model", help="model directory written by a recipe or `asr train` (e.g. exp/digits/model)")
     command.add_argument("audio", nargs="+", help="audio files, directories, wav.scp files or .jsonl manifests")
     command.add_argument("-f", "--format", default=default_format,
                          help=f"comma-separated output formats: txt (Kaldi text), {json_help}, ctm, srt, vtt (one "
                               f"subtitle file per input; need -o). Without -o only the first is printed. "
                               f"Default: {default_format}")
-    command.add_argument("-o", "--output-dir", help="write transcripts.{txt,json,ctm} and ID.{srt,vtt} here")
+    command.add_argument("-o", "--output-dir", help="write transcripts.{txt,json,ctm} and ID.{srt,vtt} here, each "
+                         "file's as soon as it is done; rerun with the same -o to go on after a stop (files listed "
+                         "in its done.jsonl are skipped)")
     command.add_argument("--device", default="cpu", help="torch device for the encoder (cpu, cuda, cuda:1)")
-    command.add_argument("--batch-size", type=int, default=8, help="files processed together (default 8)")
+    command.add_argument("--batch-size", type=int, default=8, help="encoder windows and segments processed together "
+                         "(default 8)")
+    cues = command.add_argument_group("subtitles (srt, vtt)", "Cues hold phrases, broken at pauses and segment "
+                                      "ends, within these limits (the Netflix/BBC guidelines by default).")
+    defaults = SubtitleOptions()
+    cues.add_argument("--max-line-chars", type=int, default=defaults.max_line_chars,
+                      help=f"characters per line (default {defaults.max_line_chars})")
+    cues.add_argument("--max-lines", type=int, default=defaults.max_lines,
+                      help=f"lines per cue (default {defaults.max_lines})")
+    cues.add_argument("--max-cue-seconds", type=float, default=defaults.max_seconds,
+                      help=f"longest cue (default {defaults.max_seconds:g} s)")
+    cues.add_argument("--min-cue-seconds", type=float, default=defaults.min_seconds,
+                      help=f"shortest cue, stretched into the silence around it (default {defaults.min_seconds:g} s)")
+    cues.add_argument("--max-cps", type=float, default=defaults.max_chars_per_second,
+                      help=f"reading speed in characters per second, where the pauses leave room "
+                           f"(default {defaults.max_chars_per_second:g})")
 
 def _add_score(commands) -> None:
     """`asr score`: error rates of two Kaldi text files."""
@@ -240,6 +276,7 @@ def _add_score(commands) -> None:
 def _add_transcribe(commands) -> None:
     """`asr transcribe`: audio files in, transcripts out."""
     from .decoding import BeamOptions
+    from .longform import FULL_ATTENTION_CONTEXT_SECONDS, ChunkOptions, SegmentOptions
 
     command = commands.add_parser(
         "transcribe", help="transcribe audio files with a trained model directory",
@@ -280,6 +317,18 @@ def _add_transcribe(commands) -> None:
                         "prefixes (character and word-piece models; any word can come out)")
     search.add_argument("--greedy", action="store_true", help="no graph, no search: the best token of every frame "
                         "(fastest; words for character and word-piece models, phones for phone models)")
+    long = command.add_argument_group(
+        "long recordings", "Files of any length are read in blocks; the encoder sees windows of --chunk-seconds with "
+        "context each side, and the search decodes segments cut at pauses, so memory does not grow with length.")
+    chunk, segments = ChunkOptions(), SegmentOptions()
+    long.add_argument("--chunk-seconds", type=float, default=chunk.chunk_seconds,
+                      help=f"encoder output per window (default {chunk.chunk_seconds:g} s)")
+    long.add_argument("--context-seconds", type=float, help="context each side of a window (default: exact for "
+                      f"windowed-attention models, {FULL_ATTENTION_CONTEXT_SECONDS:g} s for full attention)")
+    long.add_argument("--pause-seconds", type=float, default=segments.pause_seconds,
+                      help=f"a pause this long ends a segment (default {segments.pause_seconds:g} s)")
+    long.add_argument("--max-segment-seconds", type=float, default=segments.max_segment_seconds,
+                      help=f"longer segments are cut at their longest pause (default {segments.max_segment_seconds:g} s)")
     command.set_defaults(run=_cmd_transcribe)
 
 

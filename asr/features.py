@@ -13,7 +13,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import torch
@@ -67,6 +67,18 @@ class Fbank(torch.nn.Module):
         if num_samples < self.window_size:
             return 0
         return 1 + (num_samples - self.window_size) // self.window_shift
+
+    def stream(self, blocks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Features of a waveform given as consecutive blocks, as they become complete: the
+        outputs concatenated equal `self(torch.cat(blocks))` (every frame is computed from its
+        own window only), with memory bounded by a block."""
+        pending = None
+        for block in blocks:
+            pending = block if pending is None else torch.cat([pending, block])
+            count = self.num_frames(pending.numel())
+            if count:
+                yield self(pending[: (count - 1) * self.window_shift + self.window_size])
+                pending = pending[count * self.window_shift:]
 
     def forward(self, waveform: torch.Tensor) -> torch.Tensor:
         if waveform.dim() != 1:
@@ -355,6 +367,38 @@ def resample(waveform: torch.Tensor, from_rate: int, to_rate: int) -> torch.Tens
     out = torch.nn.functional.conv1d(flat, kernels, stride=step)  # [channels, phases, blocks]
     out = out.transpose(1, 2).reshape(*shape[:-1], -1)
     return out[..., : -(-phases * length // step)]
+
+
+def resample_stream(blocks: Iterable[torch.Tensor], from_rate: int, to_rate: int) -> Iterator[torch.Tensor]:
+    """`resample` of a waveform given as consecutive blocks [n_i], block by block: the outputs
+    concatenated equal `resample(torch.cat(blocks), from_rate, to_rate)` exactly, and memory
+    stays at a block and the filter's reach."""
+    if from_rate == to_rate:
+        yield from blocks
+        return
+    common = math.gcd(int(from_rate), int(to_rate))
+    step, phases = int(from_rate) // common, int(to_rate) // common
+    pending, total, produced, kernels, half = None, 0, 0, None, 0
+    for block in blocks:
+        if kernels is None:
+            kernels, half = _sinc_kernels(step, phases, block.dtype, block.device)
+            pending = block.new_zeros(half)  # the zeros `resample` pads before the first sample
+        total += block.numel()
+        pending = torch.cat([pending, block])
+        ready = (pending.numel() - 2 * half - step) // step + 1  # output blocks with all their input here
+        if ready > 0:
+            out = torch.nn.functional.conv1d(pending[None, None, :(ready - 1) * step + 2 * half + step], kernels,
+                                             stride=step)
+            produced += ready * phases
+            yield out[0].T.reshape(-1)
+            pending = pending[ready * step:]
+    if kernels is None:
+        return
+    length = -(-phases * total // step)
+    if length > produced:
+        padded = torch.nn.functional.pad(pending, (0, half + step))
+        out = torch.nn.functional.conv1d(padded[None, None], kernels, stride=step)[0].T.reshape(-1)
+        yield out[: length - produced]
 
 
 def _sinc_kernels(step: int, phases: int, dtype: torch.dtype, device) -> tuple[torch.Tensor, int]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import torch
 
@@ -48,7 +49,13 @@ class Featurizer:
     cmvn: GlobalCMVN | None = None
 
     def __call__(self, waveform: torch.Tensor) -> torch.Tensor:
-        features = self.fbank(waveform)
+        return self._normalized(self.fbank(waveform))
+
+    def stream(self, blocks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """Features of a waveform given in blocks, block by block (`Fbank.stream`)."""
+        return (self._normalized(features) for features in self.fbank.stream(blocks))
+
+    def _normalized(self, features: torch.Tensor) -> torch.Tensor:
         return features if self.cmvn is None else self.cmvn.apply(features)
 
 

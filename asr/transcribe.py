@@ -1,9 +1,11 @@
-"""Transcribe and align audio files with a trained model directory: inputs, features and
-encoder in batches, any `asr.decoding` search, and transcripts with word times in the formats
-people use.
+"""Transcribe and align audio files of any length with a trained model directory: audio read
+in blocks, the encoder over windows of many files at once (`asr.longform`), segments cut at
+pauses searched in batches with any `asr.decoding` search, and transcripts with word times in
+the formats people use.
 
-A file that cannot be read is reported and skipped (`Transcript.error`), the rest are decoded;
-audio too short for one encoder frame (empty files included) gets an empty transcript.
+A file that cannot be read or decoded is reported and skipped (`Transcript.error`), the rest
+are decoded; audio too short for one encoder frame (empty files included) gets an empty
+transcript.
 """
 
 from __future__ import annotations
@@ -11,21 +13,23 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+from collections import deque
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
 import torch
 
-from .audio import AudioError, EmptyAudioError, load_audio
+from .audio import AudioError, EmptyAudioError, stream_audio
 from .data import read_manifest
 from .decoding import Decoder, ForcedAligner, Hypothesis
 from .lm import UNK
+from .longform import ChunkOptions, Segmenter, SegmentOptions, Window, context_frames, encode_windows, feature_windows
 from .model_dir import ModelDir
 from .plots import plot_alignment
+from .subtitles import SubtitleOptions, make_cues, to_srt, to_vtt
 
 log = logging.getLogger("asr.transcribe")
 
-_Batch = tuple[list["Transcript"], list["Transcript"], torch.Tensor, torch.Tensor]
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".mp3", ".ogg", ".opus", ".m4a")
 FORMATS = ("txt", "json", "ctm", "srt", "vtt")
 
@@ -40,9 +44,19 @@ class TokenSpan:
 
 
 @dataclasses.dataclass
+class Segment:
+    """A stretch of a file searched as one (`asr.longform.Segmenter`): the transcript's words
+    `first` to `first + count`, and the search's n best (text, score) for it, when kept."""
+
+    first: int
+    count: int
+    alternatives: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
 class Transcript:
-    """One file's result: words with start/end seconds (and the path's tokens with theirs), or
-    `error` when it could not be read or aligned."""
+    """One file's result: words with start/end seconds (and the path's tokens with theirs),
+    the segments they were found in, or `error` when it could not be read or decoded."""
 
     id: str
     audio: str
@@ -51,12 +65,18 @@ class Transcript:
     ends: list[float] = dataclasses.field(default_factory=list)
     duration: float = 0.0
     error: str | None = None
-    alternatives: list[tuple[str, float]] = dataclasses.field(default_factory=list)  # n-best (text, score)
     tokens: list[TokenSpan] = dataclasses.field(default_factory=list)
+    segments: list[Segment] = dataclasses.field(default_factory=list)
 
     @property
     def text(self) -> str:
         return " ".join(self.words)
+
+    @property
+    def alternatives(self) -> list[tuple[str, float]]:
+        """The n best (text, score) of a file searched as one segment; [] otherwise (each
+        segment has its own)."""
+        return self.segments[0].alternatives if len(self.segments) == 1 else []
 
 
 def find_inputs(arguments: Sequence[str]) -> Iterator[tuple[str, str]]:
@@ -90,24 +110,60 @@ def _read_wav_scp(path: Path) -> Iterator[tuple[str, str]]:
         yield fields[0], fields[1].strip()
 
 
-class Recognizer:
-    """Batched decoding of audio files with a `ModelDir` on `device`: `transcribe` searches
-    with `decoder` (default: the directory's own search, `ModelDir.decoder()`); `align`
-    force-aligns known transcripts through the directory's lexicon."""
+@dataclasses.dataclass
+class _File:
+    """A file on its way through `Recognizer`: its transcript, its segmenter, and how much of it
+    is still to come (windows not yet encoded, segments not yet decoded)."""
 
-    def __init__(self, saved: ModelDir, decoder: Decoder | None = None, device: str = "cpu"):
+    transcript: Transcript
+    segmenter: Segmenter | None = None
+    encoded: bool = False
+    pending: int = 0
+    chunks: list[torch.Tensor] | None = None  # its emissions, when they are kept whole (alignment)
+
+    @property
+    def done(self) -> bool:
+        return self.encoded and not self.pending
+
+
+class Recognizer:
+    """Decoding of audio files of any length with a `ModelDir` on `device`. `transcribe` reads
+    each file in blocks, runs the encoder over windows (`chunk`) of many files at once, cuts
+    each file's emissions into segments at pauses (`segments`) and searches them with
+    `decoder` (default: the directory's own search, `ModelDir.decoder()`), so memory does not
+    grow with a file's length; `align` force-aligns known transcripts over whole files."""
+
+    def __init__(self, saved: ModelDir, decoder: Decoder | None = None, device: str = "cpu",
+                 chunk: ChunkOptions | None = None, segments: SegmentOptions | None = None):
         self.saved, self.device = saved, torch.device(device)
         self.model = saved.model.to(self.device)
         self.decoder = decoder or saved.decoder()
-        fbank = saved.featurizer.fbank
-        self.min_samples = fbank.window_size + (self.model.subsampling.min_length - 1) * fbank.window_shift
+        self.chunk_options, self.segment_options = chunk or ChunkOptions(), segments or SegmentOptions()
+        step = saved.frame_seconds
+        self.chunk = max(1, round(self.chunk_options.chunk_seconds / step))
+        self.context = context_frames(self.model, step, self.chunk_options)
 
     def transcribe(self, inputs: Iterable[tuple[str, str]], batch_size: int = 8) -> Iterator[Transcript]:
-        """Transcripts in input order, decoded `batch_size` files at a time."""
-        for every, transcripts, log_probs, lengths in self._batches(inputs, batch_size):
-            if transcripts:
-                self._set_all(transcripts, self.decoder(log_probs, lengths))
-            yield from every
+        """Transcripts in input order, each as soon as it and those before it are done; encoder
+        windows and segments go `batch_size` at a time."""
+        files: deque[_File] = deque()
+        queue: list[tuple[_File, int, torch.Tensor]] = []  # segments waiting for the search
+        for window, emissions, error in self._encoded(inputs, files, batch_size):
+            file = window.owner
+            if error:
+                file.transcript.error = error
+            elif not file.transcript.error:
+                found = file.segmenter.push(emissions) + (file.segmenter.finish() if window.last else [])
+                queue += [(file, first, segment) for first, segment in found]
+                file.pending += len(found)
+            file.encoded = file.encoded or window.last
+            while len(queue) >= batch_size:
+                self._decode(queue[:batch_size])
+                queue = queue[batch_size:]
+            yield from (f.transcript for f in _finished(files))
+        for start in range(0, len(queue), batch_size):
+            self._decode(queue[start:start + batch_size])
+        yield from (f.transcript for f in _finished(files))
 
     def texts(self, inputs: Iterable[tuple[str, str]], batch_size: int = 16) -> dict[str, str]:
         """Utterance id -> transcript text of every file decoded; a file that fails is logged
@@ -125,21 +181,31 @@ class Recognizer:
         """Each file aligned with `texts[utterance id]` (its words; a word without a spelling
         becomes `<unk>` with a warning when the lexicon has `<unk>`, else the file fails, as
         does a transcript that cannot fit the audio); `plot_dir` receives ID.png per file."""
-        for every, transcripts, log_probs, lengths in self._batches(inputs, batch_size):
-            words = [self._words_to_align(t, texts) for t in transcripts]
-            keep = [i for i, w in enumerate(words) if w is not None]
-            if keep:
-                rows, chosen = torch.tensor(keep), [transcripts[i] for i in keep]
-                hypotheses = ForcedAligner([words[i] for i in keep], self.saved.graph.spell)(
-                    log_probs[rows], lengths[rows])
-                self._set_all(chosen, hypotheses)
-                for transcript, hypothesis, row in zip(chosen, hypotheses, keep):
-                    if not hypothesis.found:
-                        transcript.error = f"the transcript ({len(words[row])} words) does not fit the audio"
-                    elif plot_dir:
-                        plot_alignment(Path(plot_dir) / f"{transcript.id}.png", log_probs[row, :int(lengths[row])],
-                                       hypothesis, self.saved.tokens, transcript, self.saved.frame_seconds)
-            yield from every
+        batch: list[_File] = []
+        for file in self._whole_files(inputs, batch_size):
+            batch.append(file)
+            if len(batch) == batch_size:
+                yield from self._align(batch, texts, plot_dir)
+                batch = []
+        yield from self._align(batch, texts, plot_dir)
+
+    def _align(self, batch: list[_File], texts: Mapping[str, Sequence[str]],
+               plot_dir: str | Path | None) -> Iterator[Transcript]:
+        chosen = [(f.transcript, torch.cat(f.chunks), words) for f in batch
+                  if f.chunks and not f.transcript.error and (words := self._words_to_align(f.transcript, texts))]
+        if chosen:
+            lengths = torch.tensor([len(e) for _, e, _ in chosen])
+            padded = torch.nn.utils.rnn.pad_sequence([e for _, e, _ in chosen], batch_first=True)
+            hypotheses = ForcedAligner([w for _, _, w in chosen], self.saved.graph.spell)(padded, lengths)
+            for (transcript, emissions, words), hypothesis in zip(chosen, hypotheses):
+                if not hypothesis.found:
+                    transcript.error = f"the transcript ({len(words)} words) does not fit the audio"
+                    continue
+                self._append(transcript, hypothesis, 0)
+                if plot_dir:
+                    plot_alignment(Path(plot_dir) / f"{transcript.id}.png", emissions, hypothesis, self.saved.tokens,
+                                   transcript, self.saved.frame_seconds)
+        yield from (file.transcript for file in batch)
 
     def _words_to_align(self, transcript: Transcript, texts: Mapping[str, Sequence[str]]) -> list[str] | None:
         """The transcript's words as the lexicon spells them, or None (and `error` set)."""
@@ -159,73 +225,122 @@ class Recognizer:
                 return None
         return words
 
-    def _load(self, utterance_id: str, path: str) -> tuple[Transcript, torch.Tensor | None]:
-        """The transcript shell and the waveform (None when there is nothing to decode)."""
-        transcript = Transcript(utterance_id, path)
-        try:
-            waveform = load_audio(path, self.saved.sample_rate)
-        except EmptyAudioError:
-            return transcript, None
-        except (AudioError, OSError) as error:
-            transcript.error = str(error)
-            return transcript, None
-        transcript.duration = waveform.numel() / self.saved.sample_rate
-        return transcript, waveform if waveform.numel() >= self.min_samples else None
+    def _whole_files(self, inputs: Iterable[tuple[str, str]], batch_size: int) -> Iterator[_File]:
+        """Files in input order with all their emission chunks (`_File.chunks`)."""
+        files: deque[_File] = deque()
+        for window, emissions, error in self._encoded(inputs, files, batch_size, keep=True):
+            file = window.owner
+            if error:
+                file.transcript.error = error
+            elif not file.transcript.error:
+                file.chunks.append(emissions)
+            file.encoded = file.encoded or window.last
+            yield from _finished(files)
+        yield from _finished(files)
 
-    def _batches(self, inputs: Iterable[tuple[str, str]], batch_size: int) -> Iterator[_Batch]:
-        """Batches of `batch_size` inputs: every input's transcript in order, the decodable
-        ones' transcripts, and their emissions [B, T, V] (float64, on the CPU) and lengths."""
-        pending: list[tuple[Transcript, torch.Tensor | None]] = []
+    def _encoded(self, inputs: Iterable[tuple[str, str]], files: deque[_File], batch_size: int, keep: bool = False
+                 ) -> Iterator[tuple[Window, torch.Tensor | None, str | None]]:
+        """`encode_windows` over every file's windows; each file opened is appended to `files`."""
+        return encode_windows(self.model, self._windows(inputs, files, keep), batch_size, self.device)
+
+    def _windows(self, inputs: Iterable[tuple[str, str]], files: deque[_File], keep: bool) -> Iterator[Window]:
+        """Encoder windows of each file in turn, read block by block. A file that has none (too
+        short, empty, unreadable: `error` set) is `encoded` at once; a read error mid-file
+        sets `error` and ends its windows."""
         for utterance_id, path in inputs:
-            pending.append(self._load(utterance_id, path))
-            if len(pending) == batch_size:
-                yield self._emissions(pending)
-                pending = []
-        if pending:
-            yield self._emissions(pending)
+            file = _File(Transcript(utterance_id, path), Segmenter(self.segment_options, self.saved.frame_seconds),
+                         chunks=[] if keep else None)
+            files.append(file)
+            any_window = False
+            try:
+                stream = stream_audio(path, self.saved.sample_rate)
+                file.transcript.duration = stream.duration
+                features = self.saved.featurizer.stream(stream.blocks)
+                for window in feature_windows(features, self.model, self.chunk, self.context, file):
+                    any_window = True
+                    yield window
+            except EmptyAudioError:
+                pass
+            except (AudioError, OSError) as error:
+                file.transcript.error = str(error)
+            if not any_window or file.transcript.error:
+                file.encoded = True
 
-    @torch.no_grad()
-    def _emissions(self, batch: list[tuple[Transcript, torch.Tensor | None]]) -> _Batch:
-        every = [t for t, _ in batch]
-        decodable = [t for t, w in batch if w is not None]
-        waveforms = [w for _, w in batch if w is not None]
-        if not waveforms:
-            return every, decodable, torch.empty(0), torch.empty(0, dtype=torch.long)
-        features = [self.saved.featurizer(w) for w in waveforms]
-        lengths = torch.tensor([len(f) for f in features])
-        padded = torch.nn.utils.rnn.pad_sequence(features, batch_first=True).to(self.device)
-        log_probs, out_lengths = self.model(padded, lengths.to(self.device))
-        return every, decodable, log_probs.cpu().double(), out_lengths.cpu()
+    def _decode(self, segments: list[tuple[_File, int, torch.Tensor]]) -> None:
+        """Search a batch of segments and append each one's words to its file's transcript; a
+        batch that fails (out of memory) is retried segment by segment, and a segment that
+        still fails marks its file failed."""
+        try:
+            lengths = torch.tensor([len(e) for _, _, e in segments])
+            padded = torch.nn.utils.rnn.pad_sequence([e for _, _, e in segments], batch_first=True)
+            hypotheses = self.decoder(padded, lengths)
+        except (RuntimeError, MemoryError) as error:
+            if len(segments) > 1:
+                for segment in segments:
+                    self._decode([segment])
+                return
+            hypotheses = [None]
+            segments[0][0].transcript.error = segments[0][0].transcript.error or f"decoding failed: {error}"
+        for (file, first, _), hypothesis in zip(segments, hypotheses):
+            file.pending -= 1
+            if hypothesis is not None and not file.transcript.error:
+                start = len(file.transcript.words)
+                self._append(file.transcript, hypothesis, first)
+                file.transcript.segments.append(Segment(start, len(hypothesis.words), [
+                    (" ".join(words), score) for words, score in hypothesis.alternatives]))
 
-    def _set_all(self, transcripts: Sequence[Transcript], hypotheses: Sequence[Hypothesis]) -> None:
-        """Words, times in seconds, token times and alternatives of each transcript."""
-        step, tokens = self.saved.frame_seconds, self.saved.tokens
-        for transcript, hypothesis in zip(transcripts, hypotheses):
-            end = transcript.duration
-            transcript.words = hypothesis.words
-            transcript.starts = [round(first * step, 3) for first, _ in hypothesis.spans]
-            transcript.ends = [round(min((last + 1) * step, end), 3) for _, last in hypothesis.spans]
-            transcript.tokens = [TokenSpan(tokens[token], round(first * step, 3), round(min((last + 1) * step, end), 3))
-                                 for token, first, last in hypothesis.tokens]
-            transcript.alternatives = [(" ".join(words), score) for words, score in hypothesis.alternatives]
+    def _append(self, transcript: Transcript, hypothesis: Hypothesis, first: int) -> None:
+        """The hypothesis' words, token runs and their times in seconds (`first`: the frame of
+        the file its frame 0 is) appended to the transcript."""
+        step, tokens, end = self.saved.frame_seconds, self.saved.tokens, transcript.duration
+
+        def seconds(frame: int, last: bool = False) -> float:
+            return round(min((first + frame + last) * step, end), 3)
+
+        transcript.words += hypothesis.words
+        transcript.starts += [seconds(a) for a, _ in hypothesis.spans]
+        transcript.ends += [seconds(b, last=True) for _, b in hypothesis.spans]
+        transcript.tokens += [TokenSpan(tokens[token], seconds(a), seconds(b, last=True))
+                              for token, a, b in hypothesis.tokens]
 
 
-def _timestamp(seconds: float, separator: str) -> str:
-    milliseconds = int(round(seconds * 1000))
-    hours, rest = divmod(milliseconds, 3_600_000)
-    minutes, rest = divmod(rest, 60_000)
-    return f"{hours:02d}:{minutes:02d}:{rest // 1000:02d}{separator}{rest % 1000:03d}"
+def _finished(files: deque[_File]) -> Iterator[_File]:
+    """The leading files that are done, removed from `files` (so results stay in input order)."""
+    while files and files[0].done:
+        yield files.popleft()
 
 
-def format_transcript(transcript: Transcript, fmt: str) -> str:
-    """One transcript as `fmt`: txt (Kaldi `text` line), json (one object per line), ctm
-    (`id 1 start duration word` per word), srt or vtt (one cue per word)."""
+def _word_records(transcript: Transcript, first: int = 0, count: int | None = None) -> list[dict]:
+    stop = len(transcript.words) if count is None else first + count
+    return [{"word": transcript.words[i], "start": transcript.starts[i], "end": transcript.ends[i]}
+            for i in range(first, stop)]
+
+
+def _segment_records(transcript: Transcript) -> list[dict]:
+    """Whisper's `segments`: start, end, text and words of each segment searched as one."""
+    records = []
+    for segment in transcript.segments:
+        words = _word_records(transcript, segment.first, segment.count)
+        if not words:
+            continue
+        record = {"start": words[0]["start"], "end": words[-1]["end"], "text": " ".join(w["word"] for w in words),
+                  "words": words}
+        if segment.alternatives:
+            record["nbest"] = [{"text": text, "score": score} for text, score in segment.alternatives]
+        records.append(record)
+    return records
+
+
+def format_transcript(transcript: Transcript, fmt: str, subtitles: SubtitleOptions | None = None) -> str:
+    """One transcript as `fmt`: txt (Kaldi `text` line), json (one object per line, with
+    whisper-style `segments`), ctm (`id 1 start duration word` per word), srt or vtt (cues of
+    phrases within the `subtitles` limits)."""
     if fmt == "txt":
         return f"{transcript.id} {transcript.text}".rstrip() + "\n"
     if fmt == "json":
-        words = [{"word": w, "start": s, "end": e} for w, s, e in zip(transcript.words, transcript.starts, transcript.ends)]
         record = {"id": transcript.id, "audio": transcript.audio, "text": transcript.text,
-                  "duration": round(transcript.duration, 3), "words": words}
+                  "duration": round(transcript.duration, 3), "words": _word_records(transcript),
+                  "segments": _segment_records(transcript)}
         if transcript.tokens:
             record["tokens"] = [dataclasses.asdict(span) for span in transcript.tokens]
         if transcript.alternatives:
@@ -235,8 +350,7 @@ def format_transcript(transcript: Transcript, fmt: str) -> str:
         return "".join(f"{transcript.id} 1 {s:.3f} {e - s:.3f} {w}\n"
                        for w, s, e in zip(transcript.words, transcript.starts, transcript.ends))
     if fmt in ("srt", "vtt"):
-        separator = "," if fmt == "srt" else "."
-        cues = [f"{i}\n{_timestamp(s, separator)} --> {_timestamp(e, separator)}\n{w}\n"
-                for i, (w, s, e) in enumerate(zip(transcript.words, transcript.starts, transcript.ends), start=1)]
-        return ("WEBVTT\n\n" if fmt == "vtt" else "") + "\n".join(cues)
+        cues = make_cues(transcript.words, transcript.starts, transcript.ends,
+                         [segment.first for segment in transcript.segments], subtitles, transcript.duration)
+        return to_srt(cues) if fmt == "srt" else to_vtt(cues)
     raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")

@@ -81,9 +81,11 @@ def test_formats_of_a_known_transcript():
     t = Transcript("utt", "a.wav", ["YES", "NO"], [0.2, 3661.5], [0.4, 3661.75], 3662.0)
     assert format_transcript(t, "txt") == "utt YES NO\n"
     assert format_transcript(t, "ctm") == "utt 1 0.200 0.200 YES\nutt 1 3661.500 0.250 NO\n"
-    assert format_transcript(t, "srt") == ("1\n00:00:00,200 --> 00:00:00,400\nYES\n\n"
-                                           "2\n01:01:01,500 --> 01:01:01,750\nNO\n")
-    assert format_transcript(t, "vtt").startswith("WEBVTT\n\n1\n00:00:00.200 --> 00:00:00.400\nYES\n")
+    # Two cues (a long pause between the words), each stretched to 0.8 s into the silence around
+    # it, the last one no further than the end of the audio.
+    assert format_transcript(t, "srt") == ("1\n00:00:00,200 --> 00:00:01,000\nYES\n\n"
+                                           "2\n01:01:01,200 --> 01:01:02,000\nNO\n")
+    assert format_transcript(t, "vtt").startswith("WEBVTT\n\n00:00:00.200 --> 00:00:01.000\nYES\n")
     record = json.loads(format_transcript(t, "json"))
     assert record["words"][1] == {"word": "NO", "start": 3661.5, "end": 3661.75}
     assert format_transcript(Transcript("e", "e.wav"), "txt") == "e\n"
@@ -198,3 +200,22 @@ def test_decoding_defaults_come_from_the_model_directory_and_flags_override_them
     (model_dir / "decoding.json").write_text('{"lm_weight": 1}')
     with pytest.raises(ValueError, match="decoding.json: expected an object of numbers"):
         load_model_dir(model_dir)
+
+
+def test_a_file_that_runs_out_of_memory_is_skipped_and_the_rest_decoded(model_dir, tmp_path, monkeypatch):
+    saved = load_model_dir(model_dir)
+    files = [(f"u{i}", str(noise_wav(tmp_path / f"u{i}.wav", seconds, i))) for i, seconds in enumerate([1, 6, 1, 1])]
+    expected = [t.words for t in Recognizer(saved).transcribe(files, batch_size=4)]
+    forward = saved.model.forward
+
+    def short_only(features, lengths):  # as if a window of the 6-second file did not fit in memory
+        if int(lengths.max()) > 300:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory")
+        return forward(features, lengths)
+
+    monkeypatch.setattr(saved.model, "forward", short_only)
+    transcripts = list(Recognizer(saved).transcribe(files, batch_size=4))
+    assert [t.id for t in transcripts] == ["u0", "u1", "u2", "u3"]
+    assert "can't allocate memory" in transcripts[1].error
+    assert [t.words for i, t in enumerate(transcripts) if i != 1] == [w for i, w in enumerate(expected) if i != 1]
+    assert all(t.error is None for i, t in enumerate(transcripts) if i != 1)

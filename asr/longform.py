@@ -1,0 +1,213 @@
+"""Recordings of any length in bounded memory: the encoder runs over overlapping windows of
+features whose middle frames are stitched into one emission stream (as NeMo's buffered CTC
+inference and fairseq's long-audio alignment do), and that stream is cut at pauses into
+segments, which are what the searches decode.
+
+For a model with windowed attention the context each side of a window is its receptive
+field, so the stitched emissions equal a whole-file pass; a full-attention model sees
+`ChunkOptions.context_seconds` each side instead (an approximation, as in NeMo).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
+
+import torch
+
+from .model import TransformerEncoder
+
+FULL_ATTENTION_CONTEXT_SECONDS = 2.0
+
+
+@dataclass
+class ChunkOptions:
+    """Windows of `chunk_seconds` of encoder output (plus context each side) at a time.
+    `context_seconds=None` is exact for windowed models (their receptive field) and
+    FULL_ATTENTION_CONTEXT_SECONDS for full-attention ones; a full-attention model is best
+    given windows about as long as its training utterances."""
+
+    chunk_seconds: float = 30.0
+    context_seconds: float | None = None
+
+    def __post_init__(self):
+        if self.chunk_seconds <= 0 or (self.context_seconds is not None and self.context_seconds < 0):
+            raise ValueError(f"chunk_seconds must be > 0 and context_seconds >= 0, got {self.chunk_seconds} and "
+                             f"{self.context_seconds}")
+
+
+@dataclass
+class SegmentOptions:
+    """Where the emission stream is cut for decoding (WeNet's endpoint rules): a pause (a run of
+    frames whose best token is blank) of `pause_seconds` after speech ends a segment, and a
+    segment reaching `max_segment_seconds` is cut in the middle of its longest pause."""
+
+    pause_seconds: float = 1.0
+    max_segment_seconds: float = 30.0
+
+    def __post_init__(self):
+        if self.pause_seconds <= 0 or self.max_segment_seconds <= self.pause_seconds:
+            raise ValueError(f"need 0 < pause_seconds < max_segment_seconds, got {self.pause_seconds} and "
+                             f"{self.max_segment_seconds}")
+
+
+@dataclass
+class Window:
+    """Input features of one encoder window of a file; its outputs `keep_from` to
+    `keep_from + keep` are the file's output frames `first_frame` onwards. `last` marks the
+    file's final window; `owner` is whatever the caller attached (its file)."""
+
+    features: torch.Tensor
+    keep_from: int
+    keep: int
+    first_frame: int
+    last: bool
+    owner: Any = None
+
+
+def context_frames(model: TransformerEncoder, frame_seconds: float, options: ChunkOptions) -> int:
+    """Output frames of context each side of a window: a windowed model's receptive field
+    (attention window plus the conformer's convolution reach, per layer) unless given."""
+    if options.context_seconds is not None:
+        return round(options.context_seconds / frame_seconds)
+    config = model.config
+    if config.attention_window:
+        conv_reach = config.conv_kernel // 2 if config.architecture == "conformer" else 0
+        return config.num_layers * (config.attention_window + conv_reach)
+    return round(FULL_ATTENTION_CONTEXT_SECONDS / frame_seconds)
+
+
+def feature_windows(blocks: Iterable[torch.Tensor], model: TransformerEncoder, chunk: int, context: int,
+                    owner: Any = None) -> Iterator[Window]:
+    """Encoder windows over a file's feature blocks [n, F] (as `Fbank.stream` gives them), each
+    for `chunk` output frames with `context` output frames each side; only the features the
+    next window needs are kept."""
+    factor, span = model.config.subsampling, model.subsampling.min_length
+    blocks = iter(blocks)
+    buffer, base, frame, ended = None, 0, 0, False  # base: file frame of buffer[0]; frame: next output frame
+    while True:
+        needed = factor * (frame + chunk + context - 1) + span  # input frames the window's last output reads
+        while not ended and (buffer is None or base + len(buffer) < needed):
+            block = next(blocks, None)
+            if block is None:
+                ended = True
+            else:
+                buffer = block if buffer is None else torch.cat([buffer, block])
+        if buffer is None:
+            return
+        available = base + len(buffer)
+        total = int(model.output_lengths(torch.tensor(available))) if ended else None
+        if total is not None and frame >= total:
+            return
+        start = factor * max(0, frame - context)
+        keep = chunk if total is None else min(chunk, total - frame)
+        last = total is not None and frame + keep >= total
+        features = buffer[start - base:min(needed, available) - base]
+        yield Window(features, frame - start // factor, keep, frame, last, owner)
+        frame += keep
+        drop = factor * max(0, frame - context) - base
+        buffer, base = buffer[drop:], base + drop
+
+
+@torch.no_grad()
+def encode_windows(model: TransformerEncoder, windows: Iterable[Window], batch_size: int, device: torch.device
+                   ) -> Iterator[tuple[Window, torch.Tensor | None, str | None]]:
+    """(window, its kept emissions [keep, V] (float64, CPU), None) in input order; windows of
+    any files are encoded `batch_size` at a time. A batch that fails (out of memory, most
+    likely) is retried window by window, and a window that still fails comes with None and
+    the error's message instead, so the caller can skip its file and go on."""
+    batch: list[Window] = []
+    for window in windows:
+        batch.append(window)
+        if len(batch) == batch_size:
+            yield from _encode(model, batch, device)
+            batch = []
+    if batch:
+        yield from _encode(model, batch, device)
+
+
+def _encode(model: TransformerEncoder, batch: list[Window], device: torch.device):
+    try:
+        lengths = torch.tensor([len(w.features) for w in batch])
+        padded = torch.nn.utils.rnn.pad_sequence([w.features for w in batch], batch_first=True).to(device)
+        log_probs = model(padded, lengths.to(device))[0].cpu().double()
+    except (RuntimeError, MemoryError) as error:
+        if len(batch) == 1:
+            yield batch[0], None, f"encoding failed: {error}"
+        else:
+            for window in batch:
+                yield from _encode(model, [window], device)
+        return
+    for row, window in zip(log_probs, batch):
+        yield window, row[window.keep_from:window.keep_from + window.keep], None
+
+
+def blank_runs(is_blank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(start, length) of each maximal run of True in a boolean vector."""
+    padded = torch.nn.functional.pad(is_blank.to(torch.int8), (1, 1))
+    change = padded[1:] - padded[:-1]
+    starts = torch.nonzero(change == 1).flatten()
+    ends = torch.nonzero(change == -1).flatten()
+    return starts, ends - starts
+
+
+class Segmenter:
+    """Cuts one file's emission stream into segments at pauses (`SegmentOptions`), holding at
+    most a segment's frames: `push` each chunk of emissions [n, V] in order, then `finish`.
+    Both return the finished segments as (first frame, emissions); once the stream is longer
+    than a segment, stretches with no speech (every frame's best token blank) are dropped.
+    A stream shorter than `max_segment_seconds` without a long pause is one segment: a short
+    file is searched whole, as it would be on its own."""
+
+    def __init__(self, options: SegmentOptions, frame_seconds: float, blank: int = 0):
+        self.pause = max(1, round(options.pause_seconds / frame_seconds))
+        self.longest = max(self.pause + 1, round(options.max_segment_seconds / frame_seconds))
+        self.blank = blank
+        self.buffer: torch.Tensor | None = None
+        self.first = 0  # file frame of buffer[0]
+        self.cut_before = False  # whether a segment was cut off or silence dropped already
+
+    def push(self, emissions: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+        self.buffer = emissions if self.buffer is None else torch.cat([self.buffer, emissions])
+        segments = []
+        while (cut := self._cut()) is not None:
+            segments.append((self.first, self.buffer[:cut]))
+            self.buffer, self.first, self.cut_before = self.buffer[cut:], self.first + cut, True
+        return segments
+
+    def finish(self) -> list[tuple[int, torch.Tensor]]:
+        """The last segment. A stream that was never cut is one segment even without speech,
+        as a short file decoded whole would be (a grammar may insist on a word)."""
+        buffer, self.buffer = self.buffer, None
+        if buffer is None or (self.cut_before and bool((buffer.argmax(-1) == self.blank).all())):
+            return []
+        return [(self.first, buffer)]
+
+    def _cut(self) -> int | None:
+        """Where the buffer's first segment ends, or None while it may still grow."""
+        is_blank = self.buffer.argmax(-1) == self.blank
+        speech = torch.nonzero(~is_blank).flatten()
+        lead = self.pause // 2  # blank frames kept before a segment's speech
+        first_speech = int(speech[0]) if speech.numel() else None
+        drop = (len(self.buffer) if first_speech is None else first_speech) - lead
+        if drop > 0 and (self.cut_before or (first_speech or len(self.buffer)) > self.longest):
+            # silence: keep only the lead-in (at the start of a stream only once it is longer than a segment)
+            self.buffer, self.first, is_blank, speech = self.buffer[drop:], self.first + drop, is_blank[drop:], speech - drop
+            self.cut_before = True
+        if not speech.numel():
+            return None
+        starts, lengths = blank_runs(is_blank)
+        after_speech = starts > speech[0]
+        # Decisions depend on the frames only, not on how they were pushed: a pause counts when
+        # it is complete within the segment's first `longest` + 1 frames.
+        pauses = torch.nonzero(after_speech & (lengths >= self.pause) & (starts + self.pause <= self.longest + 1))
+        if pauses.numel():
+            return int(starts[pauses[0, 0]]) + self.pause // 2
+        if len(self.buffer) <= self.longest:
+            return None
+        inside = after_speech & (starts < self.longest)
+        if not bool(inside.any()):
+            return self.longest
+        lengths = torch.where(inside, lengths.clamp(max=self.longest - starts), 0)
+        best = int(torch.argmax(lengths))
+        return int(starts[best]) + max(1, int(lengths[best]) // 2)
