@@ -24,11 +24,15 @@ FULL_ATTENTION_CONTEXT_SECONDS = 2.0
 class ChunkOptions:
     """Windows of `chunk_seconds` of encoder output (plus context each side) at a time.
     `context_seconds=None` is exact for windowed models (their receptive field) and
-    FULL_ATTENTION_CONTEXT_SECONDS for full-attention ones; a full-attention model is best
-    given windows about as long as its training utterances."""
+    FULL_ATTENTION_CONTEXT_SECONDS for full-attention ones. `encode_segments` encodes each
+    segment found again on its own before it is searched, as a VAD-segmented pipeline does
+    (None: for full-attention models, which were trained on single utterances and recognize
+    one far better alone than inside a window of its neighbours; a windowed model's chunked
+    emissions are exact already)."""
 
     chunk_seconds: float = 30.0
     context_seconds: float | None = None
+    encode_segments: bool | None = None
 
     def __post_init__(self):
         if self.chunk_seconds <= 0 or (self.context_seconds is not None and self.context_seconds < 0):
@@ -42,7 +46,7 @@ class SegmentOptions:
     frames whose best token is blank) of `pause_seconds` after speech ends a segment, and a
     segment reaching `max_segment_seconds` is cut in the middle of its longest pause."""
 
-    pause_seconds: float = 1.0
+    pause_seconds: float = 0.8
     max_segment_seconds: float = 30.0
 
     def __post_init__(self):
@@ -63,6 +67,33 @@ class Window:
     first_frame: int
     last: bool
     owner: Any = None
+
+
+class FeatureTape:
+    """A file's features from a frame on, recorded as they stream past, so that a segment can
+    be encoded again on its own; `forget_before` keeps memory at about a segment."""
+
+    def __init__(self, model: TransformerEncoder):
+        self.factor, self.span = model.config.subsampling, model.subsampling.min_length
+        self.buffer: torch.Tensor | None = None
+        self.base = 0  # input frame of buffer[0]
+
+    def record(self, blocks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
+        """The blocks, passed through and kept."""
+        for block in blocks:
+            self.buffer = block if self.buffer is None else torch.cat([self.buffer, block])
+            yield block
+
+    def segment(self, first: int, count: int) -> torch.Tensor:
+        """The input features whose encoding alone gives output frames first..first+count-1."""
+        start = self.factor * first - self.base
+        return self.buffer[start:start + self.factor * (count - 1) + self.span]
+
+    def forget_before(self, frame: int) -> None:
+        """Drop the features only output frames before `frame` read."""
+        drop = self.factor * frame - self.base
+        if drop > 0 and self.buffer is not None:
+            self.buffer, self.base = self.buffer[drop:], self.base + drop
 
 
 def context_frames(model: TransformerEncoder, frame_seconds: float, options: ChunkOptions) -> int:

@@ -23,7 +23,16 @@ from .audio import AudioError, EmptyAudioError, stream_audio
 from .data import read_manifest
 from .decoding import Decoder, ForcedAligner, Hypothesis
 from .lm import UNK
-from .longform import ChunkOptions, Segmenter, SegmentOptions, Window, context_frames, encode_windows, feature_windows
+from .longform import (
+    ChunkOptions,
+    FeatureTape,
+    Segmenter,
+    SegmentOptions,
+    Window,
+    context_frames,
+    encode_windows,
+    feature_windows,
+)
 from .model_dir import ModelDir
 from .plots import plot_alignment
 from .subtitles import SubtitleOptions, make_cues, to_srt, to_vtt
@@ -120,6 +129,7 @@ class _File:
     encoded: bool = False
     pending: int = 0
     chunks: list[torch.Tensor] | None = None  # its emissions, when they are kept whole (alignment)
+    tape: FeatureTape | None = None  # its recent features, when segments are encoded again alone
 
     @property
     def done(self) -> bool:
@@ -142,18 +152,23 @@ class Recognizer:
         step = saved.frame_seconds
         self.chunk = max(1, round(self.chunk_options.chunk_seconds / step))
         self.context = context_frames(self.model, step, self.chunk_options)
+        encode_segments = self.chunk_options.encode_segments
+        self.encode_segments = not self.model.config.attention_window if encode_segments is None else encode_segments
 
     def transcribe(self, inputs: Iterable[tuple[str, str]], batch_size: int = 8) -> Iterator[Transcript]:
         """Transcripts in input order, each as soon as it and those before it are done; encoder
         windows and segments go `batch_size` at a time."""
         files: deque[_File] = deque()
         queue: list[tuple[_File, int, torch.Tensor]] = []  # segments waiting for the search
-        for window, emissions, error in self._encoded(inputs, files, batch_size):
+        for window, emissions, error in self._encoded(inputs, files, batch_size, tape=self.encode_segments):
             file = window.owner
             if error:
                 file.transcript.error = error
             elif not file.transcript.error:
                 found = file.segmenter.push(emissions) + (file.segmenter.finish() if window.last else [])
+                if file.tape is not None:  # the segment's features, to be encoded alone
+                    found = [(first, file.tape.segment(first, len(segment))) for first, segment in found]
+                    file.tape.forget_before(file.segmenter.first)
                 queue += [(file, first, segment) for first, segment in found]
                 file.pending += len(found)
             file.encoded = file.encoded or window.last
@@ -238,24 +253,28 @@ class Recognizer:
             yield from _finished(files)
         yield from _finished(files)
 
-    def _encoded(self, inputs: Iterable[tuple[str, str]], files: deque[_File], batch_size: int, keep: bool = False
-                 ) -> Iterator[tuple[Window, torch.Tensor | None, str | None]]:
-        """`encode_windows` over every file's windows; each file opened is appended to `files`."""
-        return encode_windows(self.model, self._windows(inputs, files, keep), batch_size, self.device)
+    def _encoded(self, inputs: Iterable[tuple[str, str]], files: deque[_File], batch_size: int, keep: bool = False,
+                 tape: bool = False) -> Iterator[tuple[Window, torch.Tensor | None, str | None]]:
+        """`encode_windows` over every file's windows; each file opened is appended to `files`
+        (`keep`: with a list for its emissions; `tape`: recording its features)."""
+        return encode_windows(self.model, self._windows(inputs, files, keep, tape), batch_size, self.device)
 
-    def _windows(self, inputs: Iterable[tuple[str, str]], files: deque[_File], keep: bool) -> Iterator[Window]:
+    def _windows(self, inputs: Iterable[tuple[str, str]], files: deque[_File], keep: bool, tape: bool
+                 ) -> Iterator[Window]:
         """Encoder windows of each file in turn, read block by block. A file that has none (too
         short, empty, unreadable: `error` set) is `encoded` at once; a read error mid-file
         sets `error` and ends its windows."""
         for utterance_id, path in inputs:
             file = _File(Transcript(utterance_id, path), Segmenter(self.segment_options, self.saved.frame_seconds),
-                         chunks=[] if keep else None)
+                         chunks=[] if keep else None, tape=FeatureTape(self.model) if tape else None)
             files.append(file)
             any_window = False
             try:
                 stream = stream_audio(path, self.saved.sample_rate)
                 file.transcript.duration = stream.duration
                 features = self.saved.featurizer.stream(stream.blocks)
+                if file.tape is not None:
+                    features = file.tape.record(features)
                 for window in feature_windows(features, self.model, self.chunk, self.context, file):
                     any_window = True
                     yield window
@@ -269,7 +288,13 @@ class Recognizer:
     def _decode(self, segments: list[tuple[_File, int, torch.Tensor]]) -> None:
         """Search a batch of segments and append each one's words to its file's transcript; a
         batch that fails (out of memory) is retried segment by segment, and a segment that
-        still fails marks its file failed."""
+        still fails marks its file failed. Segments given as features are encoded first."""
+        if self.encode_segments:
+            segments = self._encode_segments(segments)
+        if segments:
+            self._search(segments)
+
+    def _search(self, segments: list[tuple[_File, int, torch.Tensor]]) -> None:
         try:
             lengths = torch.tensor([len(e) for _, _, e in segments])
             padded = torch.nn.utils.rnn.pad_sequence([e for _, _, e in segments], batch_first=True)
@@ -277,7 +302,7 @@ class Recognizer:
         except (RuntimeError, MemoryError) as error:
             if len(segments) > 1:
                 for segment in segments:
-                    self._decode([segment])
+                    self._search([segment])
                 return
             hypotheses = [None]
             segments[0][0].transcript.error = segments[0][0].transcript.error or f"decoding failed: {error}"
@@ -288,6 +313,22 @@ class Recognizer:
                 self._append(file.transcript, hypothesis, first)
                 file.transcript.segments.append(Segment(start, len(hypothesis.words), [
                     (" ".join(words), score) for words, score in hypothesis.alternatives]))
+
+    def _encode_segments(self, segments: list[tuple[_File, int, torch.Tensor]]
+                         ) -> list[tuple[_File, int, torch.Tensor]]:
+        """Segments as features -> as their emissions; one that cannot be encoded marks its file
+        failed and is dropped."""
+        windows = [Window(features, 0, int(self.model.output_lengths(torch.tensor(len(features)))), first, True, file)
+                   for file, first, features in segments]
+        encoded = []
+        for window, emissions, error in encode_windows(self.model, windows, len(windows), self.device):
+            file = window.owner
+            if error:
+                file.pending -= 1
+                file.transcript.error = file.transcript.error or error
+            else:
+                encoded.append((file, window.first_frame, emissions))
+        return encoded
 
     def _append(self, transcript: Transcript, hypothesis: Hypothesis, first: int) -> None:
         """The hypothesis' words, token runs and their times in seconds (`first`: the frame of

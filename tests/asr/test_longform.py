@@ -134,3 +134,23 @@ def test_silence_only_gives_no_segment_and_bounded_memory():
     short = Segmenter(SegmentOptions(pause_seconds=0.4, max_segment_seconds=3.0), 0.1)
     assert short.push(emissions_from_labels([0] * 20)) == []
     assert [(first, len(s)) for first, s in short.finish()] == [(0, 20)]  # a short silent file is searched whole
+
+
+def test_feature_tape_gives_the_features_of_a_segment_alone():
+    """Encoding `tape.segment(first, count)` on its own gives exactly `count` output frames, and a
+    windowed model's frames there equal the whole file's (away from the segment's edges)."""
+    from asr.longform import FeatureTape
+
+    model = encoder(attention_window=2, num_layers=1)
+    features = torch.randn(400, 20)
+    tape = FeatureTape(model)
+    assert torch.equal(torch.cat(list(tape.record(features.split(33)))), features)
+    with torch.no_grad():
+        whole = model(features[None], torch.tensor([400]))[0][0]
+        tape.forget_before(20)
+        for first, count in [(20, 30), (55, 10), (60, 38)]:
+            piece = tape.segment(first, count)
+            alone = model(piece[None], torch.tensor([len(piece)]))[0][0]
+            assert len(alone) == count
+            torch.testing.assert_close(alone[3:-3], whole[first + 3:first + count - 3], atol=1e-5, rtol=0)
+

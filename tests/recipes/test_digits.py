@@ -1,13 +1,14 @@
 """The offline demo (the README's main command) end to end: synthesize, train, decode, score."""
 
+import dataclasses
 import json
 import re
 
 from asr import cli
 
 
-def test_digits_demo_reaches_its_word_error_rate_offline(run_recipe, tmp_path, capsys):
-    results, stdout, exp = run_recipe("digits", tmp_path / "corpus")
+def test_digits_demo_reaches_its_word_error_rate_offline(digits_demo, tmp_path, capsys):
+    results, stdout, exp = digits_demo
     assert results["num_words"] > 500 and results["test_set"] == "digits test (200 files)" and results["decode_rtf"] > 0
     assert results["wer"] < 0.02, stdout[-2000:]
     shown = re.search(r"reference: +(.*)\n +recognized: +(.*)", stdout)
@@ -21,3 +22,42 @@ def test_digits_demo_reaches_its_word_error_rate_offline(run_recipe, tmp_path, c
     capsys.readouterr()
     assert cli.main(["score", str(tmp_path / "ref.txt"), str(tmp_path / "out" / "transcripts.txt"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["wer"] == results["wer"]
+
+
+def test_digits_long_recording_decodes_as_its_files_one_by_one(digits_demo, tmp_path):
+    """Held-out files in one recording with 0.3-1.5 s pauses: the same words as decoding them one
+    by one, word starts within 2 encoder frames of theirs plus the file's offset, encoder window
+    borders inside words change nothing, and the subtitles parse and keep within their limits."""
+    import srt
+
+    from asr.data import read_manifest
+    from asr.longform import ChunkOptions
+    from asr.model_dir import load_model_dir
+    from asr.subtitles import make_cues
+    from asr.transcribe import Recognizer
+    from benchmarks.longform import build_long_file, compare
+    from tests.asr.test_subtitles import check_cues
+
+    _, _, exp = digits_demo
+    saved = load_model_dir(exp / "model")
+    utterances = read_manifest(exp / "test.jsonl")
+    placed = build_long_file(utterances, 2.0, saved.sample_rate, tmp_path / "long.wav", seed=0)
+    singles = {t.id: t for t in Recognizer(saved).transcribe([(u.id, u.audio) for u in utterances], batch_size=16)}
+    (long,) = Recognizer(saved).transcribe([("long", str(tmp_path / "long.wav"))])
+    result = compare(placed, {u.id: u.text for u in utterances}, singles, dataclasses.asdict(long),
+                     saved.frame_seconds)
+    assert result["wer"] <= result["one_by_one_wer"] + 0.003 and result["wer"] < 0.02, result
+    assert result["same_words_utterances"] >= 0.9 and result["within_2_frames"] == 1.0, result
+    assert len(long.segments) >= 10  # cut at pauses, not decoded in one piece
+    # Windows of 1.2 s put ~100 borders inside words: the windowed model's emissions are exact,
+    # so the words and their times are those of 30 s windows.
+    (small,) = Recognizer(saved, chunk=ChunkOptions(chunk_seconds=1.2)).transcribe([("long", str(tmp_path / "long.wav"))])
+    assert (small.words, small.starts, small.ends) == (long.words, long.starts, long.ends)
+
+    assert cli.main(["transcribe", str(exp / "model"), str(tmp_path / "long.wav"), "-f", "srt,vtt",
+                     "-o", str(tmp_path / "subtitles")]) == 0
+    cues = make_cues(long.words, long.starts, long.ends, [s.first for s in long.segments], duration=long.duration)
+    check_cues(cues, long.words, long.starts, long.ends, [s.first for s in long.segments], long.duration)
+    parsed = list(srt.parse((tmp_path / "subtitles" / "long.srt").read_text()))
+    assert [p.content for p in parsed] == [c.text for c in cues] and len(parsed) < len(long.words) / 2
+    assert (tmp_path / "subtitles" / "long.vtt").read_text().startswith("WEBVTT")
