@@ -3,7 +3,9 @@
 
     ViterbiDecoder      exact best path through a graph without epsilon input arcs
     BeamSearchDecoder   WFST beam search through any HLG; n-best and LM rescoring from lattices
-    PrefixBeamDecoder   CTC prefix beam search, no graph (character and word-piece models)
+                        (its `WfstDecoder` also runs chunk by chunk: init / advance / finish)
+    PrefixBeamDecoder   CTC prefix beam search, no graph (character and word-piece models; its
+                        `PrefixSearch` also runs chunk by chunk)
     GreedyDecoder       the best token of every frame, no search
     ForcedAligner       the best path of known words (`asr align`)
 
@@ -12,15 +14,15 @@ format). Every hypothesis carries word and token times in encoder frames.
 """
 
 from .align import ForcedAligner, force_align, word_spans
-from .beam_search import BeamOptions, BeamSearchDecoder, WfstDecoder
+from .beam_search import BeamOptions, BeamSearchDecoder, SearchState, WfstDecoder
 from .graph import DecodingGraph
 from .greedy import GreedyDecoder, PrefixBeamDecoder, greedy_ctc
 from .hypothesis import Decoder, Hypothesis, token_runs
 from .lattice import ScoredWords, lattice_nbest, rescore
-from .prefix_search import prefix_beam_search
+from .prefix_search import PrefixSearch, prefix_beam_search
 from .viterbi import ViterbiDecoder, viterbi_words
 
 __all__ = ["BeamOptions", "BeamSearchDecoder", "Decoder", "DecodingGraph", "ForcedAligner", "GreedyDecoder",
-           "Hypothesis", "PrefixBeamDecoder", "ScoredWords", "ViterbiDecoder", "WfstDecoder", "force_align",
+           "Hypothesis", "PrefixBeamDecoder", "PrefixSearch", "ScoredWords", "SearchState", "ViterbiDecoder", "WfstDecoder", "force_align",
            "greedy_ctc", "lattice_nbest", "prefix_beam_search", "rescore", "token_runs", "viterbi_words",
            "word_spans"]

@@ -179,38 +179,61 @@ class WfstDecoder:
     @torch.no_grad()
     def __call__(self, log_probs: torch.Tensor, lengths) -> BeamSearchResult:
         """Decode emissions [B, T, V] (utterance b uses its first lengths[b] frames)."""
-        log_probs = log_probs.to(self.device, torch.float32)
-        size, frames, vocab = log_probs.shape
-        lengths = torch.as_tensor(lengths, device=self.device).long().reshape(-1)
-        if lengths.numel() != size:
-            raise ValueError(f"beam search: {lengths.numel()} lengths for a batch of {size}")
-        if self.emitting.ilabel.numel() and int(self.emitting.ilabel.max()) >= vocab:
-            raise ValueError(f"beam search: the graph has input labels >= {vocab}, the emissions' vocabulary")
-        records = _Records()
-        lattice = _LatticeArcs() if self.lattice_beam is not None else None
+        search = self.init(log_probs.shape[0])
+        self.advance(search, log_probs, lengths)
+        return self.finish(search)
+
+    def init(self, size: int) -> SearchState:
+        """A search of `size` utterances that have seen no frame yet; feed it emissions chunk by
+        chunk with `advance` and read the result with `finish` (streaming, or emissions too long
+        to hold at once: a chunk's frames are not kept, only the tokens and word records)."""
         utt = torch.arange(size, device=self.device).repeat_interleave(self.start.numel())
         tokens = _Tokens(utt, self.start.repeat(size), torch.zeros(utt.numel(), device=self.device),
                          torch.full_like(utt, -1), torch.arange(utt.numel(), device=self.device))
-        first_tokens = tokens
-        next_id = utt.numel()
-        tokens, next_id = self._follow_epsilons(tokens, records, -1, size, lattice, next_id)
-        finished: list[_Tokens] = [tokens.select(lengths[tokens.utt] == 0)]
+        search = SearchState(size, torch.zeros(size, dtype=torch.long, device=self.device), tokens, _Records(),
+                             _LatticeArcs() if self.lattice_beam is not None else None, tokens, utt.numel())
+        search.tokens, search.next_id = self._follow_epsilons(tokens, search.records, search.frames - 1, size,
+                                                              search.lattice, search.next_id)
+        return search
+
+    @torch.no_grad()
+    def advance(self, search: SearchState, log_probs: torch.Tensor, lengths) -> None:
+        """Extend `search` by the next frames of each utterance: emissions [B, T, V], of which
+        utterance b has lengths[b] (0 when it has nothing new)."""
+        log_probs = log_probs.to(self.device, torch.float32)
+        size, frames, vocab = log_probs.shape
+        lengths = torch.as_tensor(lengths, device=self.device).long().reshape(-1)
+        if size != search.size or lengths.numel() != size:
+            raise ValueError(f"beam search: emissions for {size} utterances and {lengths.numel()} lengths, "
+                             f"for a search of {search.size}")
+        if self.emitting.ilabel.numel() and int(self.emitting.ilabel.max()) >= vocab:
+            raise ValueError(f"beam search: the graph has input labels >= {vocab}, the emissions' vocabulary")
+        tokens, next_id = search.tokens, search.next_id
         for t in range(frames):
-            tokens = tokens.select(lengths[tokens.utt] > t)
+            live = lengths[tokens.utt] > t
+            idle, tokens = tokens.select(~live), tokens.select(live)  # utterances whose chunk has ended wait
             if not tokens.utt.numel():
+                tokens = idle
                 break
-            if lattice is not None:
-                lattice.start_frame()
-            tokens, next_id = self._advance(tokens, log_probs[:, t], records, t, size, lattice, next_id)
-            tokens, next_id = self._follow_epsilons(tokens, records, t, size, lattice, next_id)
-            finished.append(tokens.select(lengths[tokens.utt] == t + 1))
-        result = self._best_paths(_Tokens.cat(finished), records, size)
-        if lattice is not None:
-            result.lattices = self._word_lattices(lattice, first_tokens, _Tokens.cat(finished), size)
+            if search.lattice is not None:
+                search.lattice.start_frame()
+            frame = search.frames + t
+            tokens, next_id = self._advance(tokens, log_probs[:, t], search.records, frame, size, search.lattice,
+                                            next_id)
+            tokens, next_id = self._follow_epsilons(tokens, search.records, frame, size, search.lattice, next_id)
+            tokens = _Tokens.cat([idle, tokens])
+        search.tokens, search.next_id = tokens, next_id
+        search.frames += lengths.clamp(max=frames)
+
+    def finish(self, search: SearchState) -> BeamSearchResult:
+        """The best path (and lattice) of each utterance over all the frames it was given."""
+        result = self._best_paths(search.tokens, search.records, search.size)
+        if search.lattice is not None:
+            result.lattices = self._word_lattices(search.lattice, search.first_tokens, search.tokens, search.size)
         return result
 
-    def _advance(self, tokens: _Tokens, frame_log_probs: torch.Tensor, records: _Records, t: int, size: int,
-                 lattice: _LatticeArcs | None, next_id: int) -> tuple[_Tokens, int]:
+    def _advance(self, tokens: _Tokens, frame_log_probs: torch.Tensor, records: _Records, frame: torch.Tensor,
+                 size: int, lattice: _LatticeArcs | None, next_id: int) -> tuple[_Tokens, int]:
         tokens = tokens.select(self._within_max_active(tokens))  # as Kaldi: on all tokens, epsilon-reached too
         token, arc = self.emitting.expand(tokens.node)
         arcs = self.emitting
@@ -224,15 +247,15 @@ class WfstDecoder:
         if lattice is not None:  # every candidate in the beam becomes an arc into its node's token
             lattice.add(utt, tokens.id[token], ids[group], arcs.olabel[arc], score - tokens.score[token])
         token, arc = token[winner], arc[winner]
-        record = records.extend(tokens.record[token], arcs.olabel[arc], t)
+        record = records.extend(tokens.record[token], arcs.olabel[arc], frame[tokens.utt[token]])
         return _Tokens(tokens.utt[token], arcs.dst[arc], score[winner], record, ids), next_id + winner.numel()
 
-    def _follow_epsilons(self, tokens: _Tokens, records: _Records, frame: int, size: int,
+    def _follow_epsilons(self, tokens: _Tokens, records: _Records, frame: torch.Tensor, size: int,
                          lattice: _LatticeArcs | None, next_id: int) -> tuple[_Tokens, int]:
         """Add the tokens reachable over epsilon-input arcs (within the beam), round by round
         from the tokens added last; the epsilon arcs form no cycle, so the rounds end. Tokens
         reaching a node twice are recombined once at the end (and their lattice arcs moved
-        to the surviving token)."""
+        to the surviving token). `frame` [B]: each utterance's current frame."""
         if not self.epsilon.dst.numel():
             return tokens, next_id
         best = graphs.segment_max(tokens.score, tokens.utt, size)
@@ -245,7 +268,7 @@ class WfstDecoder:
             if not bool(keep.any()):
                 break
             token, arc, utt, score = token[keep], arc[keep], utt[keep], score[keep]
-            record = records.extend(frontier.record[token], self.epsilon.olabel[arc], frame)
+            record = records.extend(frontier.record[token], self.epsilon.olabel[arc], frame[utt])
             ids = next_id + torch.arange(token.numel(), device=self.device)
             next_id += token.numel()
             if lattice is not None:
@@ -334,6 +357,20 @@ def _check_no_epsilon_cycle(graph: graphs.Graph, epsilon: torch.Tensor) -> None:
 
 
 @dataclass
+class SearchState:
+    """A beam search in progress (`WfstDecoder.init`, `advance`, `finish`): its live tokens,
+    the word records and lattice arcs behind them, and the frames each utterance has had."""
+
+    size: int
+    frames: torch.Tensor
+    tokens: _Tokens
+    records: _Records
+    lattice: _LatticeArcs | None
+    first_tokens: _Tokens
+    next_id: int
+
+
+@dataclass
 class _Tokens:
     """Active hypotheses: utterance, graph node, score and last word record of each."""
 
@@ -394,8 +431,9 @@ class _Records:
         self.word, self.frame, self.previous = [], [], []
         self.size = 0
 
-    def extend(self, previous: torch.Tensor, olabel: torch.Tensor, frame: int) -> torch.Tensor:
-        """Record id of each new token: a new record where it took a word arc, else its previous one."""
+    def extend(self, previous: torch.Tensor, olabel: torch.Tensor, frame: torch.Tensor) -> torch.Tensor:
+        """Record id of each new token: a new record where it took a word arc (at its `frame`),
+        else its previous one."""
         is_word = olabel != graphs.EPSILON
         count = int(is_word.sum())
         result = previous.clone()
@@ -403,7 +441,7 @@ class _Records:
             result[is_word] = self.size + torch.arange(count, device=previous.device)
             self.word.append(olabel[is_word])
             self.previous.append(previous[is_word])
-            self.frame.append(torch.full((count,), frame, dtype=torch.long, device=previous.device))
+            self.frame.append(frame[is_word])
             self.size += count
         return result
 

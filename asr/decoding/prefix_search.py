@@ -34,50 +34,73 @@ class PrefixSearchResult:
 @torch.no_grad()
 def prefix_beam_search(log_probs: torch.Tensor, lengths, beam: int = 10, blank: int = 0) -> PrefixSearchResult:
     """CTC prefix beam search over emissions [B, T, V] (utterance b uses lengths[b] frames)."""
-    if beam < 1:
-        raise ValueError(f"beam must be >= 1, got {beam}")
-    size, frames, vocab = log_probs.shape
-    device = log_probs.device
-    lengths = torch.as_tensor(lengths, device=device).reshape(-1).long()
-    if lengths.numel() != size:
-        raise ValueError(f"prefix beam search: {lengths.numel()} lengths for a batch of {size}")
-    log_probs = log_probs.float()
-    # Beam state [B, K]: prefix hash (0: empty), trie node (0: empty), last token (-1: none), pb, pnb.
-    key = torch.zeros(size, beam, dtype=torch.long, device=device)
-    node = torch.zeros(size, beam, dtype=torch.long, device=device)
-    last = torch.full((size, beam), -1, dtype=torch.long, device=device)
-    pb = torch.full((size, beam), NEG_INF, device=device)
-    pb[:, 0] = 0.0
-    pnb = torch.full((size, beam), NEG_INF, device=device)
-    trie = _Trie(device)
-    utt = torch.arange(size, device=device)
-    tokens = torch.arange(vocab, device=device)
-    for t in range(frames):
-        frame = log_probs[:, t]  # [B, V]
-        total = torch.logaddexp(pb, pnb)
-        # Staying on the prefix: a blank, or the last token again.
-        stay_b = total + frame[:, blank, None]
-        stay_nb = torch.where(last >= 0, pnb + frame.gather(1, last.clamp(min=0)), NEG_INF)
-        # Extending by token c: after a blank when c repeats the last token.
-        extend = torch.where(tokens[None, None, :] == last[:, :, None], pb[:, :, None], total[:, :, None])
-        extend = (extend + frame[:, None, :]).masked_fill(tokens == blank, NEG_INF)  # [B, K, V]
-        best_ext, flat = extend.reshape(size, -1).topk(beam, dim=1)
-        hyp, token = flat // vocab, flat % vocab
-        child_key = key.gather(1, hyp) * _HASH_PRIME + token + 1  # wraps around: a 64-bit hash
-        child_node = trie.add(node.gather(1, hyp).reshape(-1), token.reshape(-1)).reshape(size, beam)
-        # K stays + K extensions per utterance; copies of one prefix are log-added into the first.
-        keys = torch.cat([key, child_key], dim=1)
-        cand_b, cand_nb = _merge(utt, keys, torch.cat([stay_b, torch.full_like(best_ext, NEG_INF)], dim=1),
-                                 torch.cat([stay_nb, best_ext], dim=1))
-        order = torch.logaddexp(cand_b, cand_nb).topk(beam, dim=1).indices
-        active = (t < lengths)[:, None]
-        key = torch.where(active, keys.gather(1, order), key)
-        node = torch.where(active, torch.cat([node, child_node], dim=1).gather(1, order), node)
-        last = torch.where(active, torch.cat([last, token], dim=1).gather(1, order), last)
-        pb = torch.where(active, cand_b.gather(1, order), pb)
-        pnb = torch.where(active, cand_nb.gather(1, order), pnb)
-    score, best = torch.logaddexp(pb, pnb).max(dim=1)
-    return PrefixSearchResult(trie.spell(node.gather(1, best[:, None]).flatten()), score.cpu())
+    search = PrefixSearch(log_probs.shape[0], beam, blank, log_probs.device)
+    search.advance(log_probs, lengths)
+    return search.finish()
+
+
+class PrefixSearch:
+    """A prefix beam search over `size` utterances fed chunk by chunk: `advance` with each
+    chunk of emissions, `finish` for the result (streaming, or emissions too long to hold at
+    once); `prefix_beam_search` is the one-call form."""
+
+    def __init__(self, size: int, beam: int = 10, blank: int = 0, device: str | torch.device = "cpu"):
+        if beam < 1:
+            raise ValueError(f"beam must be >= 1, got {beam}")
+        self.size, self.beam, self.blank = size, beam, blank
+        # Beam state [B, K]: prefix hash (0: empty), trie node (0: empty), last token (-1: none), pb, pnb.
+        self.key = torch.zeros(size, beam, dtype=torch.long, device=device)
+        self.node = torch.zeros(size, beam, dtype=torch.long, device=device)
+        self.last = torch.full((size, beam), -1, dtype=torch.long, device=device)
+        self.pb = torch.full((size, beam), NEG_INF, device=device)
+        self.pb[:, 0] = 0.0
+        self.pnb = torch.full((size, beam), NEG_INF, device=device)
+        self.trie = _Trie(device)
+
+    @torch.no_grad()
+    def advance(self, log_probs: torch.Tensor, lengths) -> None:
+        """The next frames of each utterance: emissions [B, T, V], of which utterance b has
+        lengths[b] (0 when it has nothing new)."""
+        size, frames, vocab = log_probs.shape
+        device, beam, blank = log_probs.device, self.beam, self.blank
+        lengths = torch.as_tensor(lengths, device=device).reshape(-1).long()
+        if size != self.size or lengths.numel() != size:
+            raise ValueError(f"prefix beam search: emissions for {size} utterances and {lengths.numel()} lengths, "
+                             f"for a search of {self.size}")
+        log_probs = log_probs.float()
+        key, node, last, pb, pnb = self.key, self.node, self.last, self.pb, self.pnb
+        utt = torch.arange(size, device=device)
+        tokens = torch.arange(vocab, device=device)
+        for t in range(frames):
+            frame = log_probs[:, t]  # [B, V]
+            total = torch.logaddexp(pb, pnb)
+            # Staying on the prefix: a blank, or the last token again.
+            stay_b = total + frame[:, blank, None]
+            stay_nb = torch.where(last >= 0, pnb + frame.gather(1, last.clamp(min=0)), NEG_INF)
+            # Extending by token c: after a blank when c repeats the last token.
+            extend = torch.where(tokens[None, None, :] == last[:, :, None], pb[:, :, None], total[:, :, None])
+            extend = (extend + frame[:, None, :]).masked_fill(tokens == blank, NEG_INF)  # [B, K, V]
+            best_ext, flat = extend.reshape(size, -1).topk(beam, dim=1)
+            hyp, token = flat // vocab, flat % vocab
+            child_key = key.gather(1, hyp) * _HASH_PRIME + token + 1  # wraps around: a 64-bit hash
+            child_node = self.trie.add(node.gather(1, hyp).reshape(-1), token.reshape(-1)).reshape(size, beam)
+            # K stays + K extensions per utterance; copies of one prefix are log-added into the first.
+            keys = torch.cat([key, child_key], dim=1)
+            cand_b, cand_nb = _merge(utt, keys, torch.cat([stay_b, torch.full_like(best_ext, NEG_INF)], dim=1),
+                                     torch.cat([stay_nb, best_ext], dim=1))
+            order = torch.logaddexp(cand_b, cand_nb).topk(beam, dim=1).indices
+            active = (t < lengths)[:, None]
+            key = torch.where(active, keys.gather(1, order), key)
+            node = torch.where(active, torch.cat([node, child_node], dim=1).gather(1, order), node)
+            last = torch.where(active, torch.cat([last, token], dim=1).gather(1, order), last)
+            pb = torch.where(active, cand_b.gather(1, order), pb)
+            pnb = torch.where(active, cand_nb.gather(1, order), pnb)
+        self.key, self.node, self.last, self.pb, self.pnb = key, node, last, pb, pnb
+
+    def finish(self) -> PrefixSearchResult:
+        """Each utterance's best prefix over all the frames it was given."""
+        score, best = torch.logaddexp(self.pb, self.pnb).max(dim=1)
+        return PrefixSearchResult(self.trie.spell(self.node.gather(1, best[:, None]).flatten()), score.cpu())
 
 
 _HASH_PRIME = 0x100000001B3  # FNV-1a's 64-bit prime

@@ -141,3 +141,27 @@ def test_lattice_holds_every_word_sequence_within_the_lattice_beam_with_its_best
             assert score < best - lattice_beam and score <= exact[words] + 1e-3, words
     assert tuple(result.words[0]) == max(exact, key=exact.get)
     assert result.score[0].item() == pytest.approx(best, abs=1e-3)
+
+
+@pytest.mark.parametrize("lattice_beam", [None, 6.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_advancing_chunk_by_chunk_equals_one_call(lm, seed, lattice_beam):
+    """init / advance / finish over chunks of uneven sizes per utterance (some get no frame in a
+    chunk) give the words, word frames, scores and lattices of decoding all frames at once."""
+    log_probs, lengths = emissions(seed)
+    decoder = WfstDecoder(hlg(lm), beam=10.0, max_active=50, lattice_beam=lattice_beam)
+    whole = decoder(log_probs, lengths)
+    rng = random.Random(seed)
+    search, done = decoder.init(len(lengths)), torch.zeros_like(lengths)
+    while bool((done < lengths).any()):
+        take = torch.tensor([min(rng.choice([0, 1, 3, 7]), int(n - d)) for n, d in zip(lengths, done)])
+        chunk = torch.zeros(len(lengths), max(1, int(take.max())), 4).log_softmax(-1)
+        for b, (d, k) in enumerate(zip(done.tolist(), take.tolist())):
+            chunk[b, :k] = log_probs[b, d:d + k]
+        decoder.advance(search, chunk, take)
+        done += take
+    chunked = decoder.finish(search)
+    assert chunked.words == whole.words and chunked.word_frames == whole.word_frames
+    torch.testing.assert_close(chunked.score, whole.score)
+    if lattice_beam is not None:
+        assert all(graphs.isomorphic(a, b, atol=1e-4) for a, b in zip(chunked.lattices, whole.lattices))

@@ -55,3 +55,24 @@ def test_narrow_beams_stay_valid_and_no_frames_give_nothing():
     assert all(0 < t < 6 for tokens in result.tokens for t in tokens)
     with pytest.raises(ValueError, match="beam"):
         prefix_beam_search(log_probs, [30] * 4, beam=0)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_advancing_chunk_by_chunk_equals_one_call(seed):
+    from asr.decoding import PrefixSearch
+
+    torch.manual_seed(seed)
+    log_probs = torch.randn(4, 30, 5).mul(2.0).log_softmax(-1)
+    lengths = torch.tensor([30, 17, 1, 0])
+    whole = prefix_beam_search(log_probs, lengths, beam=4)
+    search, done = PrefixSearch(4, beam=4), torch.zeros(4, dtype=torch.long)
+    for step in [5, 0, 9, 2, 14]:  # chunks of emissions; an utterance gets what is left of it
+        take = (lengths - done).clamp(min=0, max=step)
+        chunk = torch.stack([log_probs[b, d:d + step] if d + step <= 30 else
+                             torch.cat([log_probs[b, d:], torch.zeros(d + step - 30, 5)]) for b, d in enumerate(done)])
+        search.advance(chunk, take)
+        done += take
+    assert bool((done == lengths).all())
+    chunked = search.finish()
+    assert chunked.tokens == whole.tokens
+    torch.testing.assert_close(chunked.score, whole.score)
