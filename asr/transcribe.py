@@ -32,6 +32,7 @@ from .longform import (
     context_frames,
     encode_windows,
     feature_windows,
+    release_freed_memory,
 )
 from .model_dir import ModelDir
 from .plots import plot_alignment
@@ -175,6 +176,7 @@ class Recognizer:
             while len(queue) >= batch_size:
                 self._decode(queue[:batch_size])
                 queue = queue[batch_size:]
+                release_freed_memory()
             yield from (f.transcript for f in _finished(files))
         for start in range(0, len(queue), batch_size):
             self._decode(queue[start:start + batch_size])
