@@ -201,6 +201,8 @@ def _cmd_train(args) -> int:
     changes.update({name: value for name, value in flags.items() if value is not None})
     if args.epochs is not None:
         changes["train"] = {**changes.get("train", {}), "epochs": args.epochs}
+    if args.loss is not None:
+        changes["loss"] = args.loss
     config = training_from_config(changes, args.config or "config")  # checked whole before anything runs
     folder = train_from_manifests(args.train, args.valid, args.exp_dir, config, args.lexicon, args.device, args.seed)
     print(f"asr train: model directory {folder} (try: asr transcribe {folder} AUDIO)", file=sys.stderr)
@@ -390,7 +392,7 @@ def _add_train(commands) -> None:
                     "average of the last 5 epochs as the final model. --config is a JSON file overriding any\n"
                     "of it (asr.training.RecognizerConfig; the whole config is checked before anything runs\n"
                     "and written to EXP_DIR/config.json): {\"model\": {EncoderConfig, e.g. \"architecture\":\n"
-                    "\"transformer\"}, \"train\": {TrainerConfig, e.g. \"epochs\": 40}, \"loss\": \"ctc\" or \"crctc\",\n"
+                    "\"transformer\"}, \"train\": {TrainerConfig, e.g. \"epochs\": 40}, \"loss\": \"ctc\" or {\"name\": \"crctc\", ...},\n"
                     "\"noise\": {NoiseOptions} or null, \"augment\": {SpecAugmentOptions} or null (off),\n"
                     "\"speeds\": [0.9, 1.1], \"band_limits\": [8000], \"band_limit_p\": 0.3, \"sample_rate\": 16000,\n"
                     "\"batch_seconds\": 120, \"cache\": null, \"tokens\": \"char\", \"lm_order\": 3, \"lm_scale\": 0.5}.",
@@ -406,6 +408,10 @@ def _add_train(commands) -> None:
     command.add_argument("--lexicon", help="train on phones: lexicon.txt with WORD PHONE PHONE ... lines")
     command.add_argument("--config", help="JSON file of settings overriding the defaults (see above)")
     command.add_argument("--epochs", type=int, help="override the config's number of epochs")
+    command.add_argument("--loss", help="ctc (default), crctc, mmi (token-bigram denominator), or your own loss as "
+                         "path/to/file.py:factory or module.path:factory: factory(tokenizer=, transcripts=, "
+                         "**options) returns a torch module called as loss(log_probs, targets, input_lengths, "
+                         "target_lengths) (see examples/custom_graph_loss.py); options go in --config's \"loss\"")
     command.add_argument("--lm-order", type=int, help="n-gram order of the graph's LM (default: the config's, 3)")
     command.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 (for several GPUs use torchrun)")
     command.add_argument("--seed", type=int, default=0)

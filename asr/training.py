@@ -27,7 +27,7 @@ from .decoding import BeamOptions, greedy_ctc
 from .features import Fbank, GlobalCMVN, NoiseBursts, NoiseOptions, SpecAugment, SpecAugmentOptions
 from .lang import build_hlg
 from .lm import estimate_kneser_ney, write_arpa
-from .losses import make_loss
+from .losses import check_loss, make_loss
 from .model import EncoderConfig, TransformerEncoder
 from .model_dir import Featurizer, ModelDir, save_model_dir
 from .scoring import score
@@ -71,7 +71,8 @@ def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokeniz
 class TrainingConfig:
     """How to train a CTC encoder: `model` (its sizes; the vocabulary comes from the tokenizer),
     `train` (optimization; `epochs` None follows the amount of audio, `epochs_for`), `loss`
-    (`asr.losses.make_loss`: "ctc", "crctc" or {"name": ..., **options}), `noise` and `augment`
+    (`asr.losses.make_loss`: "ctc", "crctc", "mmi", a user's "file.py:factory", or {"name": ...,
+    **options}), `noise` and `augment`
     (`NoiseBursts` and SpecAugment; None: off), `speeds` (speed-perturbed copies of the training
     set, e.g. (0.9, 1.1)), `band_limits` and `band_limit_p` (with that probability a training
     read is band-limited to one of those rates, so the model also works on narrowband audio),
@@ -93,7 +94,7 @@ class TrainingConfig:
 
     def __post_init__(self):
         self.speeds, self.band_limits = tuple(self.speeds), tuple(self.band_limits)
-        make_loss(self.loss)  # an unknown loss or bad options fail here, before any data is read
+        check_loss(self.loss)  # an unknown loss fails here, before any data is read
         if not all(isinstance(s, (int, float)) and s > 0 for s in self.speeds):
             raise ValueError(f"speeds must be positive numbers, got {list(self.speeds)}")
         if not all(isinstance(r, int) and 0 < r <= self.sample_rate for r in self.band_limits):
@@ -140,7 +141,8 @@ class TrainingConfig:
             log.info("%d epochs for %.2f hours of training audio", options.epochs, hours)
         torch.manual_seed(seed)
         model = TransformerEncoder(self.model.with_vocab(tokenizer.vocab_size))
-        trainer = Trainer(model, make_loss(self.loss), options, train_loader, valid_loader, sampler=sampler,
+        loss = make_loss(self.loss, tokenizer, [u.text for u in train])
+        trainer = Trainer(model, loss, options, train_loader, valid_loader, sampler=sampler,
                           decode_fn=greedy_ctc, detokenize=tokenizer.decode, device=device,
                           augment=self.augmentation(featurizer.cmvn), exp_dir=exp_dir, seed=seed)
         trainer.fit()

@@ -2,6 +2,7 @@
 
 Write a function from targets to graphs; GraphLoss intersects them with the emissions
 and differentiates through the graph. Run: python examples/custom_graph_loss.py
+Train a recognizer with it: asr train --loss examples/custom_graph_loss.py:factory ...
 """
 
 import torch
@@ -26,6 +27,12 @@ def min_duration_ctc_graph(tokens, blank=0):
         g.add_arc(gap, gap, blank)
         before = [gap] if i < last and tokens[i + 1] == token else [held, gap]
     return g
+
+
+def factory(tokenizer, transcripts, **options):
+    """The loss `asr train --loss examples/custom_graph_loss.py:factory` trains with; its
+    models decode through the usual CTC graphs (these paths are a subset of CTC's)."""
+    return GraphLoss(lambda batch: [min_duration_ctc_graph(tokens) for tokens in batch], **options)
 
 
 if __name__ == "__main__":

@@ -19,8 +19,11 @@ class GraphLoss(torch.nn.Module):
     `make_graphs(targets)` receives the whole batch of targets (any objects) and returns one
     graph per utterance (or one graph for all). `denominator` is a fixed Graph, or a function
     of the targets like `make_graphs`; with it, the loss is denominator score - numerator score
-    (as in MMI). Called as `loss(log_probs[B, T, V], targets, input_lengths)`. Graph weights
-    that require grad are trained too.
+    (as in MMI). Called as `loss(log_probs[B, T, V], targets, input_lengths)`, or as the
+    trainer calls every loss, `loss(log_probs, targets [B, U], input_lengths, target_lengths)`:
+    then `make_graphs` receives each utterance's token ids as a list, and 'mean' divides each
+    loss by its target length before averaging, as CTCLoss does. Graph weights that require
+    grad are trained too.
     """
 
     def __init__(self, make_graphs: GraphMaker, denominator: "graphs.Graph | GraphMaker | None" = None,
@@ -30,9 +33,15 @@ class GraphLoss(torch.nn.Module):
         self.denominator = denominator
         self.reduction = check_reduction(reduction)
 
-    def forward(self, log_probs: torch.Tensor, targets: Any, input_lengths) -> torch.Tensor:
+    def forward(self, log_probs: torch.Tensor, targets: Any, input_lengths, target_lengths=None) -> torch.Tensor:
+        if target_lengths is not None:
+            target_lengths = torch.as_tensor(target_lengths).reshape(-1).long()
+            if isinstance(targets, torch.Tensor):
+                targets = [row[:n].tolist() for row, n in zip(targets.cpu(), target_lengths.tolist())]
         losses = -graphs.intersect_dense(log_probs, input_lengths, self.make_graphs(targets))
         if self.denominator is not None:
             denominator = self.denominator if isinstance(self.denominator, graphs.Graph) else self.denominator(targets)
             losses = losses + graphs.intersect_dense(log_probs, input_lengths, denominator)
-        return reduce_losses(losses, self.reduction)
+        if target_lengths is None:
+            return reduce_losses(losses, self.reduction)
+        return reduce_losses(losses, self.reduction, target_lengths.to(losses.device))

@@ -117,3 +117,45 @@ def test_the_lm_scale_chosen_is_the_one_with_the_fewest_errors_on_the_validation
     for scale, texts in at.items():
         valid = [Utterance(u, path, 1.0, texts[u], "s") for u, path in files]
         assert best_lm_scale(saved, valid, (20.0, 0.0, 12.0)) == scale
+
+
+@pytest.mark.parametrize("loss", ["examples/custom_graph_loss.py:factory", "mmi"])
+def test_asr_train_with_another_loss_learns_and_its_model_decodes(loss, tmp_path, capsys, caplog):
+    """`asr train --loss`: a user's loss file (no change to the package) or a built-in graph loss
+    trains (its training loss falls) and `asr transcribe` decodes the model directory."""
+    import logging
+    import re
+    from pathlib import Path
+
+    texts = ["YES NO", "NO NO YES", "YES", "NO YES YES", "NO", "YES YES"]
+    utterances = [Utterance(f"u{i}", str(noise_wav(tmp_path / f"u{i}.wav", 1.0, i)), 1.0, text, "s")
+                  for i, text in enumerate(texts)]
+    write_manifest(tmp_path / "train.jsonl", utterances[:4])
+    write_manifest(tmp_path / "valid.jsonl", utterances[4:])
+    config = {**CONFIG, "train": {"epochs": 6, "warmup_steps": 2, "log_every": 1, "lr": 3e-3}, "speeds": [],
+              "noise": None, "augment": None}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    if loss.endswith(":factory"):
+        loss = str(Path(__file__).resolve().parents[2] / loss)
+    caplog.set_level(logging.INFO, logger="asr.train")
+    assert cli.main(["train", "--train", str(tmp_path / "train.jsonl"), "--valid", str(tmp_path / "valid.jsonl"),
+                     "--exp-dir", str(tmp_path / "exp"), "--config", str(tmp_path / "config.json"),
+                     "--loss", loss]) == 0
+    losses = [float(m.group(1)) for m in (re.search(r"step \d+: loss ([\d.]+)", r.getMessage()) for r in caplog.records)
+              if m]
+    assert len(losses) >= 6 and sum(losses[-3:]) < sum(losses[:3]), losses
+    assert json.loads((tmp_path / "exp" / "config.json").read_text())["loss"] == loss
+    capsys.readouterr()
+    assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav")]) == 0
+    assert set(capsys.readouterr().out.split()[1:]) <= {"YES", "NO"}
+
+
+def test_a_bad_loss_is_named():
+    from asr.losses import make_loss
+
+    with pytest.raises(ValueError, match=r"loss 'nowhere.py:f': cannot import nowhere.py"):
+        training_from_config({"loss": "nowhere.py:f"})
+    with pytest.raises(ValueError, match=r"has no function 'nothing'"):
+        training_from_config({"loss": "asr.losses:nothing"})
+    with pytest.raises(ValueError, match="made from the tokenizer"):
+        make_loss("mmi")
