@@ -107,7 +107,8 @@ def compare(placed, references, singles, long, frame_seconds: float) -> dict:
         if [w for w, _ in words] == single.words:
             same += 1
             shifts += [abs(start - offset - s) / frame_seconds for (_, start), s in zip(words, single.starts)]
-    return {"wer": long_wer, "one_by_one_wer": single_wer, "same_words_utterances": same / len(placed),
+    return {"wer": long_wer, "one_by_one_wer": single_wer, "reference_words": len(reference.split()),
+            "same_words_utterances": same / len(placed),
             "compared_words": len(shifts), "max_start_shift_frames": max(shifts, default=0.0),
             "within_2_frames": sum(s <= 2 + 1e-6 for s in shifts) / max(len(shifts), 1)}
 
