@@ -46,6 +46,8 @@ def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None 
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of the recipe's (a quick trial)")
+    parser.add_argument("--loss", help="train with this loss instead of the recipe's: ctc, crctc, mmi or your own "
+                        "file.py:factory (see `asr train --help`)")
     if tokens is not None:
         parser.add_argument("--tokens", default=tokens, help=f"phone (the corpus lexicon), char or bpe:N (default {tokens})")
     args = parser.parse_args()
@@ -105,7 +107,7 @@ class WordRecipe:
         if stage(args, 2, "train"):
             tokenizer = Tokenizer.load(exp / "lang")
             featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
-            training = self.training.with_epochs(args.epochs)
+            training = self.training.with_options(args.epochs, args.loss)
             training.save(exp)
             model, seconds = training.run(read_manifest(exp / "train.jsonl"), test, featurizer, tokenizer, exp,
                                           args.seed, args.device)
@@ -210,7 +212,7 @@ class CorpusRecipe:
                 stale.unlink()  # e.g. a test manifest from a data dir that had the test set
             write_manifests(exp, splits)
         if stage(args, 2, "train"):
-            config = dataclasses.replace(self.training.with_epochs(args.epochs), tokens=args.tokens)
+            config = dataclasses.replace(self.training.with_options(args.epochs, args.loss), tokens=args.tokens)
             train_recognizer(read_manifest(exp / "train.jsonl"), read_manifest(exp / "dev.jsonl"), exp, config,
                              lexicon(data_dir) if args.tokens == "phone" else None, args.device, args.seed)
         if stage(args, 3, "decode and score"):

@@ -105,9 +105,12 @@ class TrainingConfig:
             raise ValueError(f"batch_seconds and sample_rate must be positive, got {self.batch_seconds} and "
                              f"{self.sample_rate}")
 
-    def with_epochs(self, epochs: int | None) -> TrainingConfig:
-        """This training with `epochs` epochs (unchanged for None)."""
-        return self if epochs is None else dataclasses.replace(self, train=dataclasses.replace(self.train, epochs=epochs))
+    def with_options(self, epochs: int | None = None, loss: str | None = None) -> TrainingConfig:
+        """This training with `epochs` epochs and `loss` (each unchanged for None: a recipe's
+        --epochs and --loss)."""
+        changed = self if epochs is None else dataclasses.replace(self, train=dataclasses.replace(self.train,
+                                                                                                epochs=epochs))
+        return changed if loss is None else dataclasses.replace(changed, loss=loss)
 
     def fbank(self) -> Fbank:
         return Fbank(num_mel_bins=self.model.input_dim, sample_rate=self.sample_rate)
