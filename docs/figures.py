@@ -1,18 +1,23 @@
 """Draw the decoding graphs of a two-word task with `graphs.to_dot`: H (CTC topology), L (the
-lexicon with a disambiguation symbol), G (a bigram LM) and the compiled HLG.
+lexicon with a disambiguation symbol), G (a bigram LM) and the compiled HLG; and the graphs
+of the training losses (docs/losses.md) for the target "a b a".
 
 python -m docs.figures        # writes docs/figures/*.dot, and *.svg where Graphviz's `dot` is installed
 """
 
 from __future__ import annotations
 
+import runpy
 import shutil
 import subprocess
 from pathlib import Path
 
+import torch
+
 import graphs
 from asr.lang import add_disambig_symbols, build_hlg
 from asr.lm import estimate_kneser_ney
+from asr.losses import MMILoss
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 TOKENS = ["<blk>", "a", "b"]
@@ -35,10 +40,22 @@ def figures() -> dict[str, tuple[graphs.Graph, graphs.SymbolTable, graphs.Symbol
     }
 
 
+def loss_figures() -> dict[str, tuple[graphs.Graph, graphs.SymbolTable, graphs.SymbolTable | None]]:
+    """The target "a b a" as each loss sees it, and the MMI denominator."""
+    tokens = graphs.SymbolTable(TOKENS)
+    example = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "custom_graph_loss.py"))
+    return {
+        "loss_ctc": (graphs.ctc_graph([[1, 2, 1]])[0], tokens, None),
+        "loss_min_duration_ctc": (example["min_duration_ctc_graph"]([1, 2, 1]), tokens, None),
+        "loss_mmi_denominator": (MMILoss(len(TOKENS)).denominator(torch.float32), tokens, None),
+        "loss_asg": (graphs.asg_alignment_graph([[0, 1, 0]])[0], graphs.SymbolTable(["a", "b"]), None),  # no blank
+    }
+
+
 def main() -> None:
     FIGURES.mkdir(exist_ok=True)
     dot = shutil.which("dot")
-    for name, (graph, isymbols, osymbols) in figures().items():
+    for name, (graph, isymbols, osymbols) in {**figures(), **loss_figures()}.items():
         path = FIGURES / f"{name}.dot"
         graphs.to_dot(graph, isymbols, osymbols, path=path)
         if dot:
