@@ -14,6 +14,7 @@ import torch
 import graphs
 
 from ._reduce import check_reduction, reduce_losses
+from .ctc import CTCLoss
 
 
 def bigram_log_probs(targets, num_tokens: int, blank: int = 0, smoothing: float = 1.0) -> torch.Tensor:
@@ -36,14 +37,19 @@ class MMILoss(torch.nn.Module):
 
     `transitions` are the bigram arc weights (see `bigram_log_probs`); `learn_transitions`
     makes them a trained parameter. `modified` selects k2's O(V) CTC topology (for large
-    token sets). Called as `loss(log_probs[B, T, V], targets, input_lengths, target_lengths)`
-    like CTCLoss; 'mean' divides by target length, then averages.
+    token sets). `ctc_scale` adds that many times the CTC loss of each utterance (as LF-MMI
+    systems add a cross-entropy or CTC term, which keeps the frame posteriors peaked where MMI
+    alone only ranks sequences). Called as `loss(log_probs[B, T, V], targets, input_lengths,
+    target_lengths)` like CTCLoss; 'mean' divides by target length, then averages.
     """
 
     def __init__(self, num_tokens: int, blank: int = 0, transitions: torch.Tensor | None = None,
-                 learn_transitions: bool = False, modified: bool = False, reduction: str = "mean"):
+                 learn_transitions: bool = False, modified: bool = False, reduction: str = "mean",
+                 ctc_scale: float = 0.0):
         super().__init__()
-        self.num_tokens, self.blank, self.modified = num_tokens, blank, modified
+        if ctc_scale < 0:
+            raise ValueError(f"ctc_scale must be >= 0, got {ctc_scale}")
+        self.num_tokens, self.blank, self.modified, self.ctc_scale = num_tokens, blank, modified, ctc_scale
         self.reduction = check_reduction(reduction)
         if transitions is None:
             transitions = torch.zeros((num_tokens + 1) * num_tokens)
@@ -67,4 +73,7 @@ class MMILoss(torch.nn.Module):
         numerators = graphs.compose(den, transcripts)
         losses = graphs.intersect_dense(log_probs, input_lengths, den) - graphs.intersect_dense(
             log_probs, input_lengths, numerators)
+        if self.ctc_scale:
+            ctc = CTCLoss(self.blank, reduction="none")(log_probs, targets, input_lengths, target_lengths)
+            losses = losses + self.ctc_scale * ctc
         return reduce_losses(losses, self.reduction, target_lengths.to(losses.device))

@@ -42,3 +42,15 @@ def test_zero_when_all_mass_is_on_the_transcript():
     # With mass on another transcript too, the loss is positive.
     log_probs[0, 3, 3] = 0.0
     assert MMILoss(4, reduction="none")(log_probs, torch.tensor([[1, 2]]), [4], [2]).item() > 0.1
+
+
+def test_ctc_term_adds_that_many_times_the_ctc_loss():
+    x, targets, input_lengths, target_lengths = inputs(1)
+    log_probs = x.log_softmax(-1)
+    plain = MMILoss(4, reduction="none")(log_probs, targets, input_lengths, target_lengths)
+    with_ctc = MMILoss(4, reduction="none", ctc_scale=0.3)(log_probs, targets, input_lengths, target_lengths)
+    ctc = torch.nn.functional.ctc_loss(log_probs.transpose(0, 1), targets, input_lengths, target_lengths,
+                                       reduction="none")
+    torch.testing.assert_close(with_ctc, plain + 0.3 * ctc)
+    with pytest.raises(ValueError, match="ctc_scale"):
+        MMILoss(4, ctc_scale=-1)
