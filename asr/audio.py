@@ -54,9 +54,7 @@ def load_audio(path: str | Path, sample_rate: int = 16000, mono: bool = True, sp
     waveform = torch.from_numpy(np.ascontiguousarray(data.T, dtype=np.float32))
     if mono:
         waveform = waveform.mean(dim=0)
-    if file_rate < sample_rate:
-        warnings.warn(f"{path}: recorded at {file_rate} Hz, below the model's {sample_rate} Hz: resampling up; it has "
-                      f"no content above {file_rate // 2} Hz", LowSampleRateWarning, stacklevel=2)
+    _warn_if_below(path, file_rate, sample_rate)
     waveform = features.resample(waveform, file_rate, sample_rate)
     if band_limit is not None:
         waveform = features.band_limit(waveform, sample_rate, band_limit)
@@ -80,12 +78,18 @@ def stream_audio(path: str | Path, sample_rate: int = 16000, block_seconds: floa
     file below `sample_rate` warns as `load_audio` does."""
     path = Path(path)
     file_rate, num_samples, _, _ = _read(path, decode=False)
-    if file_rate < sample_rate:
-        warnings.warn(f"{path}: recorded at {file_rate} Hz, below the model's {sample_rate} Hz: resampling up; it has "
-                      f"no content above {file_rate // 2} Hz", LowSampleRateWarning, stacklevel=2)
+    _warn_if_below(path, file_rate, sample_rate)
     block = max(1, int(block_seconds * file_rate))
     blocks = _soundfile_blocks(path, block) if _soundfile_readable(path) else _audioread_blocks(path, block)
     return AudioStream(str(path), num_samples / file_rate, features.resample_stream(blocks, file_rate, sample_rate))
+
+
+def _warn_if_below(path: str | Path, file_rate: int, sample_rate: int) -> None:
+    """The LowSampleRateWarning of a file recorded below the rate it is read at, shown at the
+    caller of `load_audio` / `stream_audio`."""
+    if file_rate < sample_rate:
+        warnings.warn(f"{path}: recorded at {file_rate} Hz, below the model's {sample_rate} Hz: resampling up; it has "
+                      f"no content above {file_rate // 2} Hz", LowSampleRateWarning, stacklevel=3)
 
 
 def _soundfile_readable(path: Path) -> bool:
@@ -106,12 +110,7 @@ def _soundfile_blocks(path: Path, block: int) -> Iterator[torch.Tensor]:
 
 
 def _audioread_blocks(path: Path, block: int) -> Iterator[torch.Tensor]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioread
-
-        f = audioread.audio_open(str(path))
-    with f:
+    with _open_audioread(path) as f:
         pending, size, channels = [], 0, f.channels
         try:
             for buffer in f:
@@ -127,8 +126,20 @@ def _audioread_blocks(path: Path, block: int) -> Iterator[torch.Tensor]:
 
 
 def _mono_int16(pcm: bytes, channels: int) -> torch.Tensor:
-    data = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels).astype(np.float32) / 32768.0
-    return torch.from_numpy(data.mean(axis=1, dtype=np.float32))
+    return torch.from_numpy(_int16_frames(pcm, channels).mean(axis=1, dtype=np.float32))
+
+
+def _open_audioread(path: Path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # its raw backend imports aifc/audioop/sunau
+        import audioread
+
+        return audioread.audio_open(str(path))
+
+
+def _int16_frames(pcm: bytes, channels: int) -> np.ndarray:
+    """Interleaved little-endian int16 PCM as float32 [frames, channels] in [-1, 1)."""
+    return np.frombuffer(pcm, dtype="<i2").reshape(-1, channels).astype(np.float32) / 32768.0
 
 
 def audio_info(path: str | Path) -> tuple[int, int, int]:
@@ -165,17 +176,11 @@ def _read_soundfile(path: Path, decode: bool) -> tuple[int, int, int, np.ndarray
 
 
 def _read_audioread(path: Path, decode: bool) -> tuple[int, int, int, np.ndarray | None]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)  # its raw backend imports aifc/audioop/sunau
-        import audioread
-
-        f = audioread.audio_open(str(path))
-    with f:
+    with _open_audioread(path) as f:
         sample_rate, channels = f.samplerate, f.channels
         if not decode:
             return sample_rate, round(f.duration * sample_rate), channels, None
-        pcm = b"".join(f)  # interleaved little-endian int16
-    data = np.frombuffer(pcm, dtype="<i2").reshape(-1, channels).astype(np.float32) / 32768.0
+        data = _int16_frames(b"".join(f), channels)
     return sample_rate, data.shape[0], channels, data
 
 
