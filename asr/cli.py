@@ -42,7 +42,7 @@ def _cmd_transcribe(args) -> int:
 
     formats = _formats(args)
     saved = load_model_dir(args.model)
-    decoder = saved.decoder(_graph_from_flags(args, saved.tokens), beam_options(args, saved.decoding),
+    decoder = saved.decoder(_graph_from_flags(args, saved.tokens, saved.graph.topology), beam_options(args, saved.decoding),
                             args.prefix_beam, args.greedy)
     recognizer = Recognizer(saved, decoder, args.device, ChunkOptions(args.chunk_seconds, args.context_seconds),
                             SegmentOptions(args.pause_seconds, args.max_segment_seconds))
@@ -138,8 +138,9 @@ def _write_results(args, command: str, inputs: list[tuple[str, str]], run, forma
     return 1 if failures else 0
 
 
-def _graph_from_flags(args, tokens):
-    """The graph chosen by --graph or --lexicon/--lm (None: the model directory's own)."""
+def _graph_from_flags(args, tokens, topology):
+    """The graph chosen by --graph or --lexicon/--lm (None: the model directory's own), for a
+    model whose frames spell tokens as `topology` says."""
     from .decoding import DecodingGraph
     from .lang import build_hlg
     from .lm import read_arpa
@@ -148,11 +149,16 @@ def _graph_from_flags(args, tokens):
     if args.graph and (args.lexicon or args.lm):
         raise ValueError("give either --graph or --lexicon [--lm], not both")
     if args.graph:
-        return DecodingGraph.load(args.graph, tokens)
+        graph = DecodingGraph.load(args.graph, tokens)
+        if graph.topology.name != topology.name:
+            raise ValueError(f"--graph {args.graph} was compiled for a {graph.topology.name.upper()} model, this model "
+                             f"was trained with {topology.name.upper()}: compile it with `asr compile-graph MODEL_DIR`")
+        return graph
     if args.lm and not args.lexicon:
         raise ValueError("--lm needs --lexicon (the words' spellings in the model's tokens)")
     if args.lexicon:
-        return build_hlg(tokens, read_lexicon(args.lexicon), read_arpa(args.lm) if args.lm else None)
+        return build_hlg(tokens, read_lexicon(args.lexicon), read_arpa(args.lm) if args.lm else None,
+                         topology=topology)
     return None
 
 
@@ -170,14 +176,23 @@ def beam_options(args, model_defaults: dict):
 
 
 def _cmd_compile_graph(args) -> int:
+    from .decoding.topology import CTCTopology, load_topology
     from .lang import build_hlg
     from .lm import read_arpa
+    from .model_dir import GRAPH_FOLDER
     from .tokenizer import read_lexicon, read_tokens_txt
 
-    tokens = read_tokens_txt(Path(args.tokens) / "tokens.txt" if Path(args.tokens).is_dir() else args.tokens)
+    model_dir = Path(args.tokens) if Path(args.tokens).is_dir() else None
+    tokens = read_tokens_txt(model_dir / "tokens.txt" if model_dir else args.tokens)
+    topology = load_topology(model_dir / GRAPH_FOLDER) if model_dir else CTCTopology()
+    if args.modified_topology:
+        if topology.name != "ctc":
+            raise ValueError(f"--modified-topology is for CTC models; {args.tokens} was trained with "
+                             f"{topology.name.upper()}")
+        topology = CTCTopology(modified=True)
     start = time.perf_counter()
     graph = build_hlg(tokens, read_lexicon(args.lexicon), read_arpa(args.lm) if args.lm else None,
-                      modified_topology=args.modified_topology)
+                      topology=topology)
     graph.save(args.output_dir)
     print(f"asr compile-graph: {len(graph.words):,} words, HLG with {graph.graph.num_nodes:,} nodes and "
           f"{graph.graph.num_arcs:,} arcs in {time.perf_counter() - start:.1f} s (process peak RSS "
@@ -359,7 +374,8 @@ def _add_compile_graph(commands) -> None:
     """`asr compile-graph`: an HLG folder from tokens, a lexicon and an LM."""
     command = commands.add_parser(
         "compile-graph", help="compile a decoding graph HLG from tokens, a lexicon and an ARPA LM",
-        description="Build HLG = H o min(det(L o G)) (H: CTC topology over the tokens, L: the lexicon with\n"
+        description="Build HLG = H o min(det(L o G)) (H: the model's topology over its tokens: CTC's, or ASG's\n"
+                    "for a model trained with --loss asg, read from a model directory given as --tokens; L: the lexicon with\n"
                     "Kaldi-style disambiguation symbols, G: the ARPA LM, or a uniform word loop without one)\n"
                     "and write a graph directory (HLG.pt, words.txt, tokens.txt, lexicon.txt, and lm.arpa\n"
                     "with --lm, for rescoring) for `asr transcribe --graph`. LM words missing from the\n"

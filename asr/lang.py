@@ -26,6 +26,7 @@ import torch
 import graphs
 
 from .decoding.graph import DecodingGraph
+from .decoding.topology import CTCTopology, Topology
 from .lm import BOS, EOS, UNK, NgramLM, grammar_from_arpa
 
 log = logging.getLogger("asr.lang")
@@ -64,30 +65,32 @@ def remove_disambig(graph: graphs.Graph, first_disambig: int) -> graphs.Graph:
 
 
 def compose_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], grammar: graphs.Graph,
-                blank: int = 0) -> graphs.Graph:
+                topology: Topology | None = None) -> graphs.Graph:
     """H o (L o G) composed without disambiguation, determinization or minimization: frame labels
-    in, word labels out. `lexicon` holds (word label, token ids) entries; `grammar` is an acceptor
-    over the same word labels without epsilon inputs. Exact and differentiable, but it grows
-    with the lexicon times the grammar: for closed vocabularies and as a reference."""
+    in, word labels out. `lexicon` holds (word label, token ids) entries as `topology` (default
+    CTC; it gives H) reads them; `grammar` is an acceptor over the same word labels without
+    epsilon inputs. Exact and differentiable, but it grows with the lexicon times the grammar:
+    for closed vocabularies and as a reference."""
     lexicon_fst = graphs.arc_sort(graphs.lexicon_graph(lexicon), by="olabel")
-    return graphs.compose(graphs.ctc_topology(num_tokens, blank), graphs.compose(lexicon_fst, grammar))
+    return graphs.compose((topology or CTCTopology()).graph(num_tokens), graphs.compose(lexicon_fst, grammar))
 
 
 def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], grammar: graphs.Graph,
-                backoff_label: int | None = None, blank: int = 0, modified_topology: bool = False,
+                backoff_label: int | None = None, topology: Topology | None = None,
                 delta: float = 1.0 / 1024) -> graphs.Graph:
     """HLG = H o min(det(L o G)) with the disambiguation symbols removed, as Kaldi's mkgraph and
     icefall's compile_hlg build it: frame labels in, word labels out.
 
-    `lexicon` holds (word label, token ids) entries (tokens 0..num_tokens-1, `blank` excluded);
+    `lexicon` holds (word label, token ids) entries (tokens 0..num_tokens-1, as `topology` reads them);
     `grammar` is an acceptor over the same word labels whose back-off arcs carry
     `backoff_label` (a label no word uses; None when G has no back-off arcs). Pronunciations
     get #k symbols (`add_disambig_symbols`), numbered from `num_tokens`. L o G is composed
     with each word on its first token (so only words G allows are expanded), then each word
     arc gets its own copy of its token chain with the word at the end, where the #k symbols
     make it unambiguous: L o G then determinizes and minimizes as an acceptor over (token,
-    word) pairs, the way OpenFst's encode works. Then every #k becomes epsilon, and H is the CTC topology
-    (`modified_topology`: k2's O(V) variant for large token sets). The result keeps epsilon
+    word) pairs, the way OpenFst's encode works. Then every #k becomes epsilon, and H is
+    `topology`'s (default: the CTC topology; `CTCTopology(modified=True)` is k2's O(V) variant
+    for large token sets, `ASGTopology` a blank-free model's). The result keeps epsilon
     input arcs (back-off arcs, and words that end on a #k): search it with
     `asr.decoding.BeamSearchDecoder`.
     """
@@ -114,8 +117,8 @@ def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], g
     lg = remove_disambig(graphs.Graph.from_arrays(encoded.src, encoded.dst, ilabel, olabel, weight=encoded.weight,
                                                   start=encoded.start, accept=encoded.accept,
                                                   num_nodes=encoded.num_nodes), first_disambig)
-    topology = graphs.ctc_topology(num_tokens, blank, modified=modified_topology)
-    return graphs.connect(graphs.compose(topology, graphs.arc_sort(lg, by="ilabel")))
+    frames_to_tokens = (topology or CTCTopology()).graph(num_tokens)
+    return graphs.connect(graphs.compose(frames_to_tokens, graphs.arc_sort(lg, by="ilabel")))
 
 
 def _words_to_chain_ends(graph: graphs.Graph) -> graphs.Graph:
@@ -181,20 +184,22 @@ def _encode_pairs(graph: graphs.Graph, num_outputs: int):
 
 
 def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str]]], lm: NgramLM | None = None,
-              grammar: graphs.Graph | None = None, optimize: bool = True, modified_topology: bool = False
+              grammar: graphs.Graph | None = None, optimize: bool = True, topology: Topology | None = None
               ) -> DecodingGraph:
     """The decoding graph over `tokens` (index = id, blank first) for the words of `lexicon`
     (word -> pronunciations as token strings). G is the back-off LM `lm` (n-grams with words
     the lexicon lacks are dropped, with a warning), or `grammar` (an acceptor over word indexes
     in lexicon order, without epsilon arcs), or else any word sequence with every word equally
     likely. `optimize` compiles H o min(det(L o G)) (`compile_hlg`); without it H o L o G is
-    composed plainly (`compose_hlg`: exact Viterbi search, for small grammars). Compile time
-    and peak memory are logged."""
+    composed plainly (`compose_hlg`: exact Viterbi search, for small grammars). H is
+    `topology`'s (default CTC), and words are spelled as it reads them. Compile time and peak
+    memory are logged."""
     if lm is not None and grammar is not None:
         raise ValueError("give an LM or a grammar, not both")
     if lm is not None and not optimize:
         raise ValueError("an LM's back-off arcs need the optimized graph (optimize=True)")
     start = time.perf_counter()
+    topology = topology or CTCTopology()
     index = {token: i for i, token in enumerate(tokens)}
     words = list(lexicon)
     spellings: dict[str, list[list[int]]] = {}
@@ -205,7 +210,7 @@ def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str
             if unknown or not pron:
                 raise ValueError(f"lexicon: word {word!r} uses {unknown or 'no'} tokens, not in the token set")
             spellings.setdefault(word, []).append([index[t] for t in pron])
-            entries.append((w, spellings[word][-1]))
+            entries.append((w, topology.spell(spellings[word][-1])))
     backoff: int | None = None
     if lm is not None:
         missing = sorted({w for ngram in lm.probs for w in ngram} - set(words) - {BOS, EOS, UNK})
@@ -217,13 +222,13 @@ def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str
     elif grammar is None:
         grammar = loop_grammar(len(words))
     if optimize:
-        graph = compile_hlg(len(tokens), entries, grammar, backoff_label=backoff, modified_topology=modified_topology)
+        graph = compile_hlg(len(tokens), entries, grammar, backoff_label=backoff, topology=topology)
     else:
-        graph = compose_hlg(len(tokens), entries, grammar)
+        graph = compose_hlg(len(tokens), entries, grammar, topology)
     log.info("HLG: %d words, %s nodes, %s arcs, compiled in %.1f s, process peak RSS %.0f MiB", len(words),
              f"{graph.num_nodes:,}", f"{graph.num_arcs:,}", time.perf_counter() - start,
              resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-    return DecodingGraph(graph, words, list(tokens), spellings, lm)
+    return DecodingGraph(graph, words, list(tokens), spellings, lm, topology)
 
 
 def loop_grammar(num_words: int, min_words: int = 0) -> graphs.Graph:

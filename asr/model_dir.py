@@ -93,8 +93,11 @@ class ModelDir:
         if prefix_beam is not None and (beam is not None or graph is not None):
             raise ValueError("prefix beam search uses no graph: give no graph or beam options with it")
         if greedy:
-            return GreedyDecoder(self.tokenizer)
+            return GreedyDecoder(self.tokenizer, self.graph.topology)
         if prefix_beam is not None:
+            if self.graph.topology.name != "ctc":
+                raise ValueError(f"prefix beam search reads CTC frames; this model was trained with "
+                                 f"{self.graph.topology.name.upper()}: decode it through its graph or greedily")
             return PrefixBeamDecoder(self.tokenizer, prefix_beam)
         graph = graph or self.graph
         if beam is None and not bool((graph.graph.ilabel == graphs.EPSILON).any()):

@@ -109,10 +109,10 @@ class WordRecipe:
             featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
             training = self.training.with_options(args.epochs, args.loss)
             training.save(exp)
-            model, seconds = training.run(read_manifest(exp / "train.jsonl"), test, featurizer, tokenizer, exp,
+            model, seconds, topology = training.run(read_manifest(exp / "train.jsonl"), test, featurizer, tokenizer, exp,
                                           args.seed, args.device)
             lexicon = {word: self.pronunciations[word] for word in self.words}  # word i is the grammar's label i
-            graph = build_hlg(tokenizer.tokens, lexicon, grammar=self.grammar(), optimize=False)
+            graph = build_hlg(tokenizer.tokens, lexicon, grammar=self.grammar(), optimize=False, topology=topology)
             save_model_dir(exp / "model", model, tokenizer, featurizer, graph)
             write_atomic(exp / "train_seconds", f"{seconds}\n")
         if stage(args, 3, "decode and score"):

@@ -23,11 +23,11 @@ from graphs.io import write_atomic
 from . import config as settings
 from .audio import load_audio
 from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed
-from .decoding import BeamOptions, greedy_ctc
+from .decoding import BeamOptions, Topology
 from .features import Fbank, GlobalCMVN, NoiseBursts, NoiseOptions, SpecAugment, SpecAugmentOptions
 from .lang import build_hlg
 from .lm import estimate_kneser_ney, write_arpa
-from .losses import check_loss, make_loss
+from .losses import check_loss, loss_topology, make_loss
 from .model import EncoderConfig, TransformerEncoder
 from .model_dir import Featurizer, ModelDir, save_model_dir
 from .scoring import score
@@ -122,10 +122,11 @@ class TrainingConfig:
         return torch.nn.Sequential(*steps) if steps else None
 
     def run(self, train: Sequence[Utterance], valid: Sequence[Utterance], featurizer: Featurizer, tokenizer: Tokenizer,
-            exp_dir: str | Path, seed: int, device: str) -> tuple[TransformerEncoder, float]:
+            exp_dir: str | Path, seed: int, device: str) -> tuple[TransformerEncoder, float, Topology]:
         """Train on `train`, validating on `valid` (checkpoints in exp_dir; a rerun resumes);
         returns the model (the last epoch, or the average of the last `average_last`; eval
-        mode) and the training seconds (all runs of this experiment together)."""
+        mode), the training seconds (all runs of this experiment together) and the topology
+        its loss trained (how its frames spell tokens, with any learned transitions)."""
         perturbed = speed_perturbed(train, self.speeds)
         hours = sum(u.duration for u in perturbed) / 3600
         log.info("training on %d utterances, %.2f hours of audio (%d of them speed-perturbed copies)",
@@ -146,10 +147,10 @@ class TrainingConfig:
         model = TransformerEncoder(self.model.with_vocab(tokenizer.vocab_size))
         loss = make_loss(self.loss, tokenizer, [u.text for u in train])
         trainer = Trainer(model, loss, options, train_loader, valid_loader, sampler=sampler,
-                          decode_fn=greedy_ctc, detokenize=tokenizer.decode, device=device,
+                          decode_fn=loss_topology(loss).greedy, detokenize=tokenizer.decode, device=device,
                           augment=self.augmentation(featurizer.cmvn), exp_dir=exp_dir, seed=seed)
         trainer.fit()
-        return model.eval(), trainer.train_seconds
+        return model.eval(), trainer.train_seconds, loss_topology(loss)
 
     def save(self, exp_dir: str | Path) -> None:
         """Write the whole config to exp_dir/config.json."""
@@ -225,13 +226,13 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     tokenizer = _make_tokenizer(config.tokens, lexicon, texts, exp / "lang")
     featurizer = Featurizer(fbank, fit_cmvn(train, config.sample_rate, fbank))
     featurizer.cmvn.save(exp / "cmvn.json")
-    model, seconds = config.run(train, valid, featurizer, tokenizer, exp, seed, device)
+    model, seconds, topology = config.run(train, valid, featurizer, tokenizer, exp, seed, device)
     write_atomic(exp / "train_seconds", f"{seconds}\n")
     lm = estimate_kneser_ney((text.split() for text in texts), config.lm_order)
     write_arpa(lm, exp / "lm.arpa")
     words = sorted({w for text in texts for w in text.split()})
     spellings = {w: [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(w)] for w in words}
-    saved = ModelDir(model, featurizer, tokenizer, build_hlg(tokenizer.tokens, spellings, lm))
+    saved = ModelDir(model, featurizer, tokenizer, build_hlg(tokenizer.tokens, spellings, lm, topology=topology))
     scale = config.lm_scale if config.lm_scale is not None else best_lm_scale(saved, valid, config.lm_scales, device)
     return save_model_dir(exp / "model", model, tokenizer, featurizer, saved.graph, decoding={"lm_scale": scale})
 

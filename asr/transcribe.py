@@ -213,7 +213,8 @@ class Recognizer:
         if chosen:
             lengths = torch.tensor([len(e) for _, e, _ in chosen])
             padded = torch.nn.utils.rnn.pad_sequence([e for _, e, _ in chosen], batch_first=True)
-            hypotheses = ForcedAligner([w for _, _, w in chosen], self.saved.graph.spell)(padded, lengths)
+            hypotheses = ForcedAligner([w for _, _, w in chosen], self.saved.graph.spell,
+                                       self.saved.graph.topology)(padded, lengths)
             for (transcript, emissions, words), hypothesis in zip(chosen, hypotheses):
                 if not hypothesis.found:
                     transcript.error = f"the transcript ({len(words)} words) does not fit the audio"
@@ -267,7 +268,8 @@ class Recognizer:
         short, empty, unreadable: `error` set) is `encoded` at once; a read error mid-file
         sets `error` and ends its windows."""
         for utterance_id, path in inputs:
-            file = _File(Transcript(utterance_id, path), Segmenter(self.segment_options, self.saved.frame_seconds),
+            file = _File(Transcript(utterance_id, path), Segmenter(self.segment_options, self.saved.frame_seconds,
+                                                                  self.saved.graph.topology.silence),
                          chunks=[] if keep else None, tape=FeatureTape(self.model) if tape else None)
             files.append(file)
             any_window = False

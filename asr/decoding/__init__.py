@@ -9,8 +9,10 @@
     GreedyDecoder       the best token of every frame, no search
     ForcedAligner       the best path of known words (`asr align`)
 
-The graph they search is a `DecodingGraph` (graph, words, tokens, spellings, LM; one folder
-format). Every hypothesis carries word and token times in encoder frames.
+The graph they search is a `DecodingGraph` (graph, words, tokens, spellings, LM, topology;
+one folder format). The topology (`CTCTopology`, `ASGTopology`) is how a model's frames spell
+tokens, as its training loss defined it. Every hypothesis carries word and token times in
+encoder frames.
 """
 
 from .align import ForcedAligner, force_align, word_spans
@@ -20,9 +22,10 @@ from .greedy import GreedyDecoder, PrefixBeamDecoder, greedy_ctc
 from .hypothesis import Decoder, Hypothesis, token_runs
 from .lattice import ScoredWords, lattice_nbest, rescore
 from .prefix_search import PrefixSearch, prefix_beam_search
+from .topology import ASGTopology, CTCTopology, Topology
 from .viterbi import ViterbiDecoder, viterbi_words
 
-__all__ = ["BeamOptions", "BeamSearchDecoder", "Decoder", "DecodingGraph", "ForcedAligner", "GreedyDecoder",
+__all__ = ["ASGTopology", "CTCTopology", "Topology", "BeamOptions", "BeamSearchDecoder", "Decoder", "DecodingGraph", "ForcedAligner", "GreedyDecoder",
            "Hypothesis", "PrefixBeamDecoder", "PrefixSearch", "ScoredWords", "SearchState", "ViterbiDecoder", "WfstDecoder", "force_align",
            "greedy_ctc", "lattice_nbest", "prefix_beam_search", "rescore", "token_runs", "viterbi_words",
            "word_spans"]

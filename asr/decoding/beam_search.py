@@ -106,7 +106,8 @@ class BeamSearchDecoder:
                 ranked = self._ranked(lattice)
                 alternatives[b] = [(self._words(h.words), round(h.score, 3)) for h in ranked[:self.options.nbest]]
                 labels[b], scores[b] = (ranked[0].words, ranked[0].score) if ranked else ([], scores[b])
-        hypotheses = aligned_hypotheses(log_probs, lengths, [self._words(ws) for ws in labels], self.graph.spell, scores)
+        hypotheses = aligned_hypotheses(log_probs, lengths, [self._words(ws) for ws in labels], self.graph.spell, scores,
+                                        self.graph.topology)
         for hypothesis, alternative in zip(hypotheses, alternatives):
             hypothesis.alternatives = alternative
         return hypotheses

@@ -6,6 +6,8 @@ recipes write and every decoder reads.
     tokens.txt   the tokens its input labels index (the model's output tokens)
     lexicon.txt  each word's token spellings (for forced alignment and word times)
     lm.arpa      G's language model, when G came from one (needed to rescore with another)
+    topology.json  how frames spell tokens (H), when it is not CTC's: e.g. ASG's, with its
+                 learned transitions (`asr.decoding.topology`)
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from graphs.io import write_atomic
 
 from ..lm import NgramLM, read_arpa, write_arpa
 from ..tokenizer import read_lexicon, read_tokens_txt, read_words_txt, write_tokens_txt, write_words_txt
+from .topology import CTCTopology, Topology, load_topology, save_topology
 
 GRAPH_FILE, WORDS_FILE, TOKENS_FILE, LEXICON_FILE, LM_FILE = "HLG.pt", "words.txt", "tokens.txt", "lexicon.txt", "lm.arpa"
 
@@ -26,14 +29,16 @@ GRAPH_FILE, WORDS_FILE, TOKENS_FILE, LEXICON_FILE, LM_FILE = "HLG.pt", "words.tx
 @dataclasses.dataclass
 class DecodingGraph:
     """A decoding graph with what reading its paths needs: `words[i]` is output label i,
-    `tokens[j]` input label j, `spellings[word]` the token-id sequences of each word, and
-    `lm` the language model G was made from (None for a hand-made grammar)."""
+    `tokens[j]` input label j, `spellings[word]` the token-id sequences of each word, `lm`
+    the language model G was made from (None for a hand-made grammar), and `topology` the H
+    the graph was composed with (how the model's frames spell tokens)."""
 
     graph: graphs.Graph
     words: list[str]
     tokens: list[str]
     spellings: dict[str, list[list[int]]]
     lm: NgramLM | None = None
+    topology: Topology = dataclasses.field(default_factory=CTCTopology)
 
     def __post_init__(self):
         if self.graph.num_arcs and int(self.graph.ilabel.max()) >= len(self.tokens):
@@ -44,8 +49,9 @@ class DecodingGraph:
             raise ValueError(f"words without a spelling: {', '.join(unspelled[:5])}")
 
     def spell(self, word: str) -> list[list[int]]:
-        """The token spellings of `word` (KeyError for a word outside the graph)."""
-        return self.spellings[word]
+        """The token spellings of `word` as the topology reads them (KeyError for a word
+        outside the graph)."""
+        return [self.topology.spell(spelling) for spelling in self.spellings[word]]
 
     def save(self, folder: str | Path) -> Path:
         """Write the folder described in the module docstring; returns its path."""
@@ -58,6 +64,7 @@ class DecodingGraph:
         write_tokens_txt(self.tokens, folder / TOKENS_FILE)
         write_atomic(folder / LEXICON_FILE, "".join(f"{word} {' '.join(self.tokens[t] for t in spelling)}\n"
                                                     for word in self.words for spelling in self.spellings[word]))
+        save_topology(self.topology, folder)
         return folder
 
     @classmethod
@@ -77,7 +84,7 @@ class DecodingGraph:
         try:
             return cls(graphs.load(folder / GRAPH_FILE), read_words_txt(folder / WORDS_FILE), own_tokens,
                        {word: [[index[t] for t in pron] for pron in prons] for word, prons in lexicon.items()},
-                       read_arpa(folder / LM_FILE) if (folder / LM_FILE).is_file() else None)
+                       read_arpa(folder / LM_FILE) if (folder / LM_FILE).is_file() else None, load_topology(folder))
         except KeyError as error:
             raise ValueError(f"{folder}/{LEXICON_FILE}: token {error} is not in {TOKENS_FILE}") from None
         except ValueError as error:

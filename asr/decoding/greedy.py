@@ -10,36 +10,34 @@ from ..tokenizer import Tokenizer
 from .align import Spell, aligned_hypotheses
 from .hypothesis import Hypothesis
 from .prefix_search import prefix_beam_search
+from .topology import CTCTopology, Topology
 
 
 def greedy_ctc(log_probs: torch.Tensor, lengths, blank: int = 0) -> list[list[int]]:
     """Best label per frame, repeats merged and blanks dropped, for each utterance."""
-    best = log_probs.argmax(-1)
-    lengths = torch.as_tensor(lengths, device=best.device)
-    frames = torch.arange(best.shape[1], device=best.device)
-    previous = torch.cat([torch.full_like(best[:, :1], -1), best[:, :-1]], dim=1)
-    keep = (best != previous) & (best != blank) & (frames.unsqueeze(0) < lengths.unsqueeze(1))
-    counts = keep.sum(dim=1).tolist()
-    return [row.tolist() for row in torch.split(best[keep], counts)]
+    return CTCTopology(blank).greedy(log_probs, lengths)
 
 
-def _word_speller(tokenizer: Tokenizer) -> Spell:
-    """Spellings of the words `tokenizer.decode` returns: its own, or for phones the phone."""
+def _word_speller(tokenizer: Tokenizer, topology: Topology) -> Spell:
+    """Spellings of the words `tokenizer.decode` returns (its own, or for phones the phone) as
+    `topology` reads them."""
     if tokenizer.kind == "phone":
         phones = {phone: [[i]] for i, phone in enumerate(tokenizer.tokens)}
         return phones.__getitem__
-    return tokenizer.spellings
+    return lambda word: [topology.spell(spelling) for spelling in tokenizer.spellings(word)]
 
 
 class GreedyDecoder:
-    """The best token of every frame, repeats and blanks dropped (`greedy_ctc`), as words."""
+    """The best label of every frame read by the model's topology (CTC: repeats merged and
+    blanks dropped), as words."""
 
-    def __init__(self, tokenizer: Tokenizer):
-        self.tokenizer, self.spell = tokenizer, _word_speller(tokenizer)
+    def __init__(self, tokenizer: Tokenizer, topology: Topology | None = None):
+        self.tokenizer, self.topology = tokenizer, topology or CTCTopology()
+        self.spell = _word_speller(tokenizer, self.topology)
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
-        words = [self.tokenizer.decode(tokens).split() for tokens in greedy_ctc(log_probs, lengths)]
-        return aligned_hypotheses(log_probs, lengths, words, self.spell)
+        words = [self.tokenizer.decode(tokens).split() for tokens in self.topology.greedy(log_probs, lengths)]
+        return aligned_hypotheses(log_probs, lengths, words, self.spell, topology=self.topology)
 
 
 class PrefixBeamDecoder:
@@ -49,7 +47,7 @@ class PrefixBeamDecoder:
     def __init__(self, tokenizer: Tokenizer, beam: int):
         if tokenizer.kind == "phone":
             raise ValueError("lexicon-free decoding needs a character or word-piece model; this one outputs phones")
-        self.tokenizer, self.beam, self.spell = tokenizer, beam, _word_speller(tokenizer)
+        self.tokenizer, self.beam, self.spell = tokenizer, beam, _word_speller(tokenizer, CTCTopology())
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         found = prefix_beam_search(log_probs, lengths, self.beam)

@@ -56,9 +56,9 @@ def token_runs(labels: Sequence[int], blank: int = 0) -> list[tuple[int, int, in
 
 
 def hypotheses_from_path(words: Sequence[Sequence[str]], spans: Sequence[Sequence[tuple[int, int]]],
-                         alignment: graphs.DenseAlignment, lengths: torch.Tensor) -> list[Hypothesis]:
-    """Hypotheses of words found on (or aligned to) the best paths of `alignment`; an
-    utterance without a path gets no words and score -inf."""
+                         alignment: graphs.DenseAlignment, lengths: torch.Tensor, blank: int = 0) -> list[Hypothesis]:
+    """Hypotheses of words found on (or aligned to) the best paths of `alignment` (frames of
+    label `blank` are no token); an utterance without a path gets no words and score -inf."""
     result = []
     for b, length in enumerate(torch.as_tensor(lengths).tolist()):
         score = float(alignment.score[b])
@@ -66,5 +66,5 @@ def hypotheses_from_path(words: Sequence[Sequence[str]], spans: Sequence[Sequenc
             result.append(Hypothesis([], [], [], NEG_INF))
             continue
         labels = alignment.labels[b, :length].tolist()
-        result.append(Hypothesis(list(words[b]), list(spans[b]), token_runs(labels), score))
+        result.append(Hypothesis(list(words[b]), list(spans[b]), token_runs(labels, blank), score))
     return result

@@ -43,6 +43,7 @@ class ViterbiDecoder:
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         labels, alignment = viterbi_words(log_probs.double(), lengths, self.graph.graph)
-        spans = word_spans(alignment, [self.graph.graph.olabel], lengths)
+        blank = self.graph.topology.blank
+        spans = word_spans(alignment, [self.graph.graph.olabel], lengths, blank)
         words = [[self.graph.words[w] for w in ws] for ws in labels]
-        return hypotheses_from_path(words, spans, alignment, lengths)
+        return hypotheses_from_path(words, spans, alignment, lengths, blank)

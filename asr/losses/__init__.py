@@ -8,6 +8,7 @@ from typing import Sequence
 
 import torch
 
+from ..decoding.topology import CTCTopology, Topology
 from .asg import ASGLoss
 from .crctc import ConsistencyRegularizedCTC
 from .ctc import CTCLoss
@@ -16,7 +17,7 @@ from .mmi import MMILoss, bigram_log_probs
 from .transducer import TransducerLoss
 
 __all__ = ["ASGLoss", "CTCLoss", "ConsistencyRegularizedCTC", "GraphLoss", "MMILoss", "TransducerLoss",
-           "bigram_log_probs", "check_loss", "make_loss", "TRAINING_LOSSES"]
+           "bigram_log_probs", "check_loss", "loss_topology", "make_loss", "TRAINING_LOSSES"]
 
 
 def _mmi(tokenizer, transcripts, **options) -> MMILoss:
@@ -25,12 +26,28 @@ def _mmi(tokenizer, transcripts, **options) -> MMILoss:
     return MMILoss(tokenizer.vocab_size, transitions=bigram_log_probs(targets, tokenizer.vocab_size), **options)
 
 
+def _asg(tokenizer, transcripts, **options) -> ASGLoss:
+    """ASG with learned transitions; a repeated character is written with label 0 (the blank's
+    column, which ASG has no other use for), so the model and its tokens stay those of CTC."""
+    if tokenizer.kind != "char":
+        raise ValueError(f"the asg loss needs character tokens (words end with the separator, so a repeated "
+                         f"token never spans two words); this tokenizer has {tokenizer.kind} tokens")
+    return ASGLoss(tokenizer.vocab_size, **{"repeat": 0, **options})
+
+
+def loss_topology(loss) -> Topology:
+    """How a model trained with `loss` reads its frames: the loss's `topology` attribute (ASG's),
+    else CTC's (every other built-in loss; a user's loss may define `topology` too)."""
+    return getattr(loss, "topology", None) or CTCTopology()
+
+
 # Losses a recognizer can be trained with by name (recipes' "loss", `asr train --loss`): each is
 # a factory(tokenizer, transcripts, **options) -> loss module, as a user's own factory is.
 TRAINING_LOSSES = {
     "ctc": lambda tokenizer, transcripts, **options: CTCLoss(**options),
     "crctc": lambda tokenizer, transcripts, **options: ConsistencyRegularizedCTC(**options),
     "mmi": _mmi,
+    "asg": _asg,
 }
 
 

@@ -7,6 +7,7 @@ import torch
 
 import graphs
 
+from ..decoding.topology import ASGTopology
 from ._reduce import check_reduction, reduce_losses
 
 
@@ -18,13 +19,16 @@ class ASGLoss(torch.nn.Module):
     on). The loss is -(log-sum-exp over labellings that collapse to the target - log-sum-exp
     over all labellings). `transitions` [V + 1, V] is a Parameter when `learn_transitions`,
     else all zero (the denominator is then a per-frame log-softmax). Targets must not repeat a
-    token immediately (use a repetition token); 'mean' divides each loss by its target length,
-    then averages, like CTCLoss.
+    token immediately, unless `repeat` names a repetition label: then a token equal to the one
+    before it is written as that label (wav2letter's "L <rep>" for "LL"; `asr train --loss asg`
+    uses label 0, the blank's column). 'mean' divides each loss by its target length, then
+    averages, like CTCLoss. `topology` is how a model trained with this loss decodes.
     """
 
-    def __init__(self, num_tokens: int, reduction: str = "mean", learn_transitions: bool = True):
+    def __init__(self, num_tokens: int, reduction: str = "mean", learn_transitions: bool = True,
+                 repeat: int | None = None):
         super().__init__()
-        self.num_tokens = num_tokens
+        self.num_tokens, self.repeat = num_tokens, repeat
         self.reduction = check_reduction(reduction)
         if learn_transitions:
             self.transitions = torch.nn.Parameter(torch.zeros(num_tokens + 1, num_tokens))
@@ -36,13 +40,21 @@ class ASGLoss(torch.nn.Module):
         if log_probs.shape[-1] != self.num_tokens:
             raise ValueError(f"ASGLoss: emissions have {log_probs.shape[-1]} columns, expected {self.num_tokens}")
         target_lengths = torch.as_tensor(target_lengths).reshape(-1).long()
-        if targets.dim() == 1:  # concatenated targets: split them by length
-            targets, lengths = list(torch.split(targets, target_lengths.tolist())), None
-        else:
-            lengths = target_lengths
+        if targets.dim() == 1:  # concatenated targets: pad them
+            targets = torch.nn.utils.rnn.pad_sequence(list(torch.split(targets, target_lengths.tolist())),
+                                                      batch_first=True)
+        lengths = target_lengths
+        if self.repeat is not None:
+            targets = ASGTopology(repeat=self.repeat).spell_batch(targets, lengths)
         transitions = None if self.transitions is None else self.transitions.to(log_probs.dtype)
         alignments = graphs.asg_alignment_graph(targets, lengths, transitions, device=log_probs.device)
         everything = graphs.asg_transition_graph(self.num_tokens, transitions, device=log_probs.device)
         losses = (graphs.intersect_dense(log_probs, input_lengths, everything)
                   - graphs.intersect_dense(log_probs, input_lengths, alignments))
         return reduce_losses(losses, self.reduction, target_lengths.to(losses.device))
+
+    @property
+    def topology(self) -> ASGTopology:
+        """Frames read the ASG way, scored by the current transitions."""
+        transitions = None if self.transitions is None else self.transitions.detach().cpu()
+        return ASGTopology(transitions, repeat=0 if self.repeat is None else self.repeat)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import graphs
-from asr.decoding import WfstDecoder, viterbi_words
+from asr.decoding import CTCTopology, WfstDecoder, viterbi_words
 from asr.lang import compile_hlg, compose_hlg
 from asr.lm import estimate_kneser_ney, grammar_from_arpa
 
@@ -49,7 +49,7 @@ def emissions(seed, size=6, frames=20, sharpness=3.0):
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_unpruned_search_finds_the_exact_best_path(lm, modified, seed):
     log_probs, lengths = emissions(seed)
-    result = WfstDecoder(hlg(lm, modified_topology=modified), beam=1e9, max_active=10**6)(log_probs, lengths)
+    result = WfstDecoder(hlg(lm, topology=CTCTopology(modified=modified)), beam=1e9, max_active=10**6)(log_probs, lengths)
     words, alignment = exact_viterbi(lm, log_probs, lengths)
     assert result.words == words
     assert torch.allclose(result.score.double(), alignment.score, atol=1e-4)

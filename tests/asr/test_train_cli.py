@@ -119,10 +119,11 @@ def test_the_lm_scale_chosen_is_the_one_with_the_fewest_errors_on_the_validation
         assert best_lm_scale(saved, valid, (20.0, 0.0, 12.0)) == scale
 
 
-@pytest.mark.parametrize("loss", ["examples/custom_graph_loss.py:factory", "mmi"])
+@pytest.mark.parametrize("loss", ["examples/custom_graph_loss.py:factory", "mmi", "asg"])
 def test_asr_train_with_another_loss_learns_and_its_model_decodes(loss, tmp_path, capsys, caplog):
     """`asr train --loss`: a user's loss file (no change to the package) or a built-in graph loss
-    trains (its training loss falls) and `asr transcribe` decodes the model directory."""
+    trains (its training loss falls) and `asr transcribe` decodes the model directory; an ASG
+    model's directory decodes through ASG's topology with the transitions it learned."""
     import logging
     import re
     from pathlib import Path
@@ -148,6 +149,16 @@ def test_asr_train_with_another_loss_learns_and_its_model_decodes(loss, tmp_path
     capsys.readouterr()
     assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav")]) == 0
     assert set(capsys.readouterr().out.split()[1:]) <= {"YES", "NO"}
+    topology = load_model_dir(tmp_path / "exp" / "model").graph.topology
+    assert topology.name == ("asg" if loss == "asg" else "ctc")
+    if loss == "asg":  # the transitions learned are the last checkpoint's, and they moved
+        learned = torch.load(tmp_path / "exp" / "epoch-6.pt", weights_only=False)["loss_fn"]["transitions"]
+        assert torch.allclose(topology.transitions, learned) and learned.abs().max() > 1e-3
+        assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav"), "--greedy"]) == 0
+        assert set("".join(capsys.readouterr().out.split()[1:])) <= set("YESNO")  # any spelling, no graph
+        assert cli.main(["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav"),
+                         "--prefix-beam", "4"]) == 2
+        assert "prefix beam search reads CTC frames" in capsys.readouterr().err
 
 
 def test_a_bad_loss_is_named():

@@ -1,0 +1,112 @@
+"""How frames spell tokens (CTC, ASG): greedy reading, spelling with the repetition label, H,
+and decoding an ASG model through its HLG, each against a brute-force reading of frame labels."""
+
+import itertools
+import random
+
+import torch
+
+import graphs
+from asr.decoding import ASGTopology, CTCTopology, ViterbiDecoder, force_align
+from asr.decoding.graph import DecodingGraph
+from asr.decoding.topology import load_topology, save_topology
+from asr.lang import build_hlg, compose_hlg, loop_grammar
+from tests.graphs.brute import string_weights, total
+
+
+def read_asg(frames, repeat=0):
+    """ASG frames by hand: runs merged, a repetition label is the token before it."""
+    tokens, last = [], None
+    for label in frames:
+        if label == last:
+            continue
+        last = label
+        if label == repeat:
+            if tokens:
+                tokens.append(tokens[-1])
+        else:
+            tokens.append(label)
+    return tokens
+
+
+def one_hot(paths, num_tokens, length):
+    log_probs = torch.full((len(paths), length, num_tokens), -8.0)
+    for b, path in enumerate(paths):
+        log_probs[b, torch.arange(len(path)), torch.tensor(path)] = 0.0
+    return log_probs
+
+
+def test_asg_greedy_reads_frames_as_wav2letter_does():
+    rng = random.Random(0)
+    paths = [[rng.randrange(4) for _ in range(rng.randrange(1, 12))] for _ in range(200)]
+    lengths = [len(p) for p in paths]
+    got = ASGTopology().greedy(one_hot(paths, 4, max(lengths)), lengths)
+    assert got == [read_asg(p) for p in paths]
+
+
+def test_asg_spelling_never_repeats_a_label_and_reads_back():
+    topology = ASGTopology()
+    rng = random.Random(1)
+    sequences = [[rng.choice([1, 2, 2, 3]) for _ in range(rng.randrange(0, 9))] for _ in range(300)]
+    for tokens in sequences:
+        spelled = topology.spell(tokens)
+        assert all(a != b for a, b in zip(spelled, spelled[1:])), (tokens, spelled)
+        assert read_asg(spelled) == tokens
+    assert topology.spell([5, 4, 4, 4, 4, 6]) == [5, 4, 0, 4, 0, 6]
+    padded = torch.nn.utils.rnn.pad_sequence([torch.tensor(s or [9]) for s in sequences], batch_first=True)
+    lengths = torch.tensor([len(s) for s in sequences])
+    batch = topology.spell_batch(padded, lengths)
+    assert [row[:n].tolist() for row, n in zip(batch, lengths.tolist())] == [topology.spell(s) for s in sequences]
+
+
+def test_asg_h_outputs_the_run_labels_of_every_frame_labelling_with_its_transition_score():
+    torch.manual_seed(0)
+    num_tokens = 3
+    transitions = torch.randn(num_tokens + 1, num_tokens)
+    expected = {((), ()): 0.0}
+    for length in range(1, 5):
+        for frames in itertools.product(range(num_tokens), repeat=length):
+            runs = tuple(label for i, label in enumerate(frames) if i == 0 or label != frames[i - 1])
+            expected[frames, runs] = float(transitions[num_tokens, frames[0]]
+                                           + sum(transitions[a, b] for a, b in zip(frames, frames[1:])))
+    got = string_weights(ASGTopology(transitions).graph(num_tokens), max_length=4)
+    assert got.keys() == expected.keys()
+    assert all(abs(got[key] - expected[key]) < 1e-5 for key in expected)
+
+
+def test_ctc_greedy_drops_blanks_and_merges_repeats():
+    paths = [[0, 1, 1, 0, 1, 2, 2, 0], [2, 2, 0, 0]]
+    assert CTCTopology().greedy(one_hot(paths, 3, 8), [8, 4]) == [[1, 1, 2], [2]]
+
+
+def test_an_asg_model_decodes_double_letters_through_its_graph_and_aligns_them():
+    """Frames "S S E E <rep> <rep> | S E E" read "SEE" twice through an ASG HLG (and with CTC's
+    H the same frames find no "SEE": it needs a blank between the Es)."""
+    tokens = ["<blk>", "|", "E", "S"]
+    lexicon = {"SEE": [["S", "E", "E", "|"], ["S", "E", "E"]], "SE": [["S", "E", "|"], ["S", "E"]]}
+    graph = build_hlg(tokens, lexicon, optimize=False, topology=ASGTopology())
+    frames = [3, 3, 2, 2, 0, 0, 1, 3, 2, 0]
+    log_probs = one_hot([frames], 4, len(frames))
+    (hypothesis,) = ViterbiDecoder(graph)(log_probs, torch.tensor([len(frames)]))
+    assert hypothesis.words == ["SEE", "SEE"] and hypothesis.spans == [(0, 6), (7, 9)]
+    assert [t for t, _, _ in hypothesis.tokens] == [3, 2, 0, 1, 3, 2, 0]
+    ctc = build_hlg(tokens, lexicon, optimize=False)
+    (words,) = [h.words for h in ViterbiDecoder(ctc)(log_probs, torch.tensor([len(frames)]))]
+    assert words != ["SEE", "SEE"]
+    spans, alignment = force_align(log_probs, [len(frames)], [[graph.spell("SEE"), graph.spell("SEE")]],
+                                   ASGTopology())
+    assert spans == [[(0, 6), (7, 9)]] and float(alignment.score[0]) > -1e-3
+    plain = compose_hlg(4, [(0, ASGTopology().spell([3, 2, 2]))], loop_grammar(1), ASGTopology())
+    assert total(graphs.compose(graphs.sequence_graph([frames[:6]]), plain)[0], "tropical") > -1e9
+
+
+def test_a_graph_folder_keeps_its_topology_and_transitions(tmp_path):
+    transitions = torch.randn(5, 4)
+    graph = build_hlg(["<blk>", "|", "A", "B"], {"AB": [["A", "B"]]}, optimize=False,
+                      topology=ASGTopology(transitions))
+    graph.save(tmp_path / "g")
+    loaded = DecodingGraph.load(tmp_path / "g")
+    assert loaded.topology.name == "asg" and torch.allclose(loaded.topology.transitions, transitions)
+    assert loaded.spell("AB") == graph.spell("AB")
+    save_topology(CTCTopology(), tmp_path)
+    assert not (tmp_path / "topology.json").exists() and load_topology(tmp_path) == CTCTopology()
