@@ -67,8 +67,8 @@ def remove_disambig(graph: graphs.Graph, first_disambig: int) -> graphs.Graph:
 def compose_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], grammar: graphs.Graph,
                 topology: Topology | None = None) -> graphs.Graph:
     """H o (L o G) composed without disambiguation, determinization or minimization: frame labels
-    in, word labels out. `lexicon` holds (word label, token ids) entries as `topology` (default
-    CTC; it gives H) reads them; `grammar` is an acceptor over the same word labels without
+    in, word labels out. `lexicon` holds (word label, token ids) entries, H is `topology`'s
+    (default CTC); `grammar` is an acceptor over the same word labels without
     epsilon inputs. Exact and differentiable, but it grows with the lexicon times the grammar:
     for closed vocabularies and as a reference."""
     lexicon_fst = graphs.arc_sort(graphs.lexicon_graph(lexicon), by="olabel")
@@ -81,7 +81,7 @@ def compile_hlg(num_tokens: int, lexicon: Sequence[tuple[int, Sequence[int]]], g
     """HLG = H o min(det(L o G)) with the disambiguation symbols removed, as Kaldi's mkgraph and
     icefall's compile_hlg build it: frame labels in, word labels out.
 
-    `lexicon` holds (word label, token ids) entries (tokens 0..num_tokens-1, as `topology` reads them);
+    `lexicon` holds (word label, token ids) entries (tokens 0..num_tokens-1, `topology`'s blank excluded);
     `grammar` is an acceptor over the same word labels whose back-off arcs carry
     `backoff_label` (a label no word uses; None when G has no back-off arcs). Pronunciations
     get #k symbols (`add_disambig_symbols`), numbered from `num_tokens`. L o G is composed
@@ -192,8 +192,7 @@ def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str
     in lexicon order, without epsilon arcs), or else any word sequence with every word equally
     likely. `optimize` compiles H o min(det(L o G)) (`compile_hlg`); without it H o L o G is
     composed plainly (`compose_hlg`: exact Viterbi search, for small grammars). H is
-    `topology`'s (default CTC), and words are spelled as it reads them. Compile time and peak
-    memory are logged."""
+    `topology`'s (default CTC). Compile time and peak memory are logged."""
     if lm is not None and grammar is not None:
         raise ValueError("give an LM or a grammar, not both")
     if lm is not None and not optimize:
@@ -210,7 +209,7 @@ def build_hlg(tokens: Sequence[str], lexicon: Mapping[str, Sequence[Sequence[str
             if unknown or not pron:
                 raise ValueError(f"lexicon: word {word!r} uses {unknown or 'no'} tokens, not in the token set")
             spellings.setdefault(word, []).append([index[t] for t in pron])
-            entries.append((w, topology.spell(spellings[word][-1])))
+            entries.append((w, spellings[word][-1]))
     backoff: int | None = None
     if lm is not None:
         missing = sorted({w for ngram in lm.probs for w in ngram} - set(words) - {BOS, EOS, UNK})

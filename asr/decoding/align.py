@@ -77,7 +77,7 @@ def aligned_hypotheses(log_probs: torch.Tensor, lengths, words: Sequence[Sequenc
     alignment's)."""
     topology = topology or CTCTopology()
     spans, alignment = force_align(log_probs, lengths, [[spell(w) for w in ws] for ws in words], topology)
-    hypotheses = hypotheses_from_path(words, spans, alignment, lengths, topology.blank)
+    hypotheses = hypotheses_from_path(words, spans, alignment, lengths, topology.token_runs)
     if scores is not None:
         for hypothesis, score in zip(hypotheses, scores):
             hypothesis.score = float(score)

@@ -49,9 +49,8 @@ class DecodingGraph:
             raise ValueError(f"words without a spelling: {', '.join(unspelled[:5])}")
 
     def spell(self, word: str) -> list[list[int]]:
-        """The token spellings of `word` as the topology reads them (KeyError for a word
-        outside the graph)."""
-        return [self.topology.spell(spelling) for spelling in self.spellings[word]]
+        """The token spellings of `word` (KeyError for a word outside the graph)."""
+        return self.spellings[word]
 
     def save(self, folder: str | Path) -> Path:
         """Write the folder described in the module docstring; returns its path."""

@@ -18,13 +18,12 @@ def greedy_ctc(log_probs: torch.Tensor, lengths, blank: int = 0) -> list[list[in
     return CTCTopology(blank).greedy(log_probs, lengths)
 
 
-def _word_speller(tokenizer: Tokenizer, topology: Topology) -> Spell:
-    """Spellings of the words `tokenizer.decode` returns (its own, or for phones the phone) as
-    `topology` reads them."""
+def _word_speller(tokenizer: Tokenizer) -> Spell:
+    """Spellings of the words `tokenizer.decode` returns: its own, or for phones the phone."""
     if tokenizer.kind == "phone":
         phones = {phone: [[i]] for i, phone in enumerate(tokenizer.tokens)}
         return phones.__getitem__
-    return lambda word: [topology.spell(spelling) for spelling in tokenizer.spellings(word)]
+    return tokenizer.spellings
 
 
 class GreedyDecoder:
@@ -33,7 +32,7 @@ class GreedyDecoder:
 
     def __init__(self, tokenizer: Tokenizer, topology: Topology | None = None):
         self.tokenizer, self.topology = tokenizer, topology or CTCTopology()
-        self.spell = _word_speller(tokenizer, self.topology)
+        self.spell = _word_speller(tokenizer)
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         words = [self.tokenizer.decode(tokens).split() for tokens in self.topology.greedy(log_probs, lengths)]
@@ -47,7 +46,7 @@ class PrefixBeamDecoder:
     def __init__(self, tokenizer: Tokenizer, beam: int):
         if tokenizer.kind == "phone":
             raise ValueError("lexicon-free decoding needs a character or word-piece model; this one outputs phones")
-        self.tokenizer, self.beam, self.spell = tokenizer, beam, _word_speller(tokenizer, CTCTopology())
+        self.tokenizer, self.beam, self.spell = tokenizer, beam, _word_speller(tokenizer)
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         found = prefix_beam_search(log_probs, lengths, self.beam)

@@ -8,7 +8,7 @@ utterance. Times are encoder frames; `asr.transcribe` turns them into seconds.
 from __future__ import annotations
 
 import dataclasses
-from typing import Protocol, Sequence
+from typing import Callable, Protocol, Sequence
 
 import torch
 
@@ -56,9 +56,11 @@ def token_runs(labels: Sequence[int], blank: int = 0) -> list[tuple[int, int, in
 
 
 def hypotheses_from_path(words: Sequence[Sequence[str]], spans: Sequence[Sequence[tuple[int, int]]],
-                         alignment: graphs.DenseAlignment, lengths: torch.Tensor, blank: int = 0) -> list[Hypothesis]:
-    """Hypotheses of words found on (or aligned to) the best paths of `alignment` (frames of
-    label `blank` are no token); an utterance without a path gets no words and score -inf."""
+                         alignment: graphs.DenseAlignment, lengths: torch.Tensor,
+                         runs: Callable[[Sequence[int]], list[tuple[int, int, int]]] = token_runs) -> list[Hypothesis]:
+    """Hypotheses of words found on (or aligned to) the best paths of `alignment`, their
+    tokens read from the frame labels by `runs` (a topology's `token_runs`; default CTC's);
+    an utterance without a path gets no words and score -inf."""
     result = []
     for b, length in enumerate(torch.as_tensor(lengths).tolist()):
         score = float(alignment.score[b])
@@ -66,5 +68,5 @@ def hypotheses_from_path(words: Sequence[Sequence[str]], spans: Sequence[Sequenc
             result.append(Hypothesis([], [], [], NEG_INF))
             continue
         labels = alignment.labels[b, :length].tolist()
-        result.append(Hypothesis(list(words[b]), list(spans[b]), token_runs(labels, blank), score))
+        result.append(Hypothesis(list(words[b]), list(spans[b]), runs(labels), score))
     return result

@@ -1,7 +1,7 @@
 """How a model's frame labels spell tokens: the H of its HLG, its greedy decoding and the
-token sequences its graphs read. A model trained with CTC reads frames the CTC way (a blank
+token runs of a frame path. A model trained with CTC reads frames the CTC way (a blank
 between tokens, repeats merged); one trained with ASG has no blank, so its frames say the
-token on every frame and a repeated token is written with the repetition label.
+token on every frame and a repeated token is framed with the repetition label.
 
 A graph folder records its topology in topology.json (no file: CTC), so a model directory
 decodes the way its loss trained it.
@@ -14,10 +14,13 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 
 import graphs
 from graphs.io import write_atomic
+
+from .hypothesis import token_runs
 
 TOPOLOGY_FILE = "topology.json"
 
@@ -48,17 +51,18 @@ class CTCTopology:
         return self.blank
 
     def graph(self, num_tokens: int) -> graphs.Graph:
+        """H: frame labels in, tokens out."""
         return graphs.ctc_topology(num_tokens, self.blank, modified=self.modified)
-
-    def spell(self, tokens: Sequence[int]) -> list[int]:
-        """A token sequence as the graphs read it: unchanged for CTC."""
-        return list(tokens)
 
     def greedy(self, log_probs: torch.Tensor, lengths) -> list[list[int]]:
         """Best label per frame, repeats merged and blanks dropped, for each utterance."""
         best, starts = _merged_runs(log_probs, lengths)
         keep = starts & (best != self.blank)
         return [row.tolist() for row in torch.split(best[keep], keep.sum(dim=1).tolist())]
+
+    def token_runs(self, labels: Sequence[int]) -> list[tuple[int, int, int]]:
+        """(token, first frame, last frame) of each token on a frame path."""
+        return token_runs(labels, self.blank)
 
     def to_dict(self) -> dict:
         return {"name": self.name, "modified": self.modified}
@@ -68,33 +72,50 @@ class CTCTopology:
 class ASGTopology:
     """ASG (wav2letter): every frame is a token (no blank), a run of one label is one token,
     and label `repeat` (0, the blank's column) stands for the token before it, so "LL" is
-    read as L <rep>. `transitions` [V + 1, V] score each label after another (row V: the first),
-    as ASG learned them; H carries them. Pauses are runs of the word separator `silence`."""
+    framed L <rep>. `transitions` [V + 1, V] score each label after another (row V: the
+    first), as ASG learned them; H carries them. `silence` is the label whose long runs are
+    pauses (a character model's word separator; None: no label is)."""
 
     transitions: torch.Tensor | None = None
     repeat: int = 0
-    silence: int = 1
+    silence: int | None = None
     name = "asg"
 
+    @property
+    def blank(self) -> int:
+        """No label is silence between tokens: EPSILON never occurs on a frame."""
+        return graphs.EPSILON
+
     def graph(self, num_tokens: int) -> graphs.Graph:
-        """Frames in, tokens out: the state is the last label; the same label again stays
-        (no output), another label is output and becomes the state."""
-        transitions = None if self.transitions is None else self.transitions.detach().float()
-        every = graphs.asg_transition_graph(num_tokens, transitions)
-        stays = (every.src == every.dst) & (every.src != 0)  # node 1 + i loops on label i
-        return graphs.Graph.from_arrays(every.src, every.dst, every.ilabel,
-                                        every.olabel.masked_fill(stays, graphs.EPSILON), weight=every.weight.detach(),
-                                        start=every.start, accept=every.accept, num_nodes=every.num_nodes)
+        """H: frame labels in, tokens out, so words are spelled with their plain tokens. Node 0
+        is the start, node 1 + i "the last frame was token i" and node 1 + V + i "the last
+        frame was the repetition label after token i". A run of one label outputs its token
+        on its first frame (the repetition label outputs the token before it); a first frame
+        weighs transitions[V, label], every later frame transitions[previous label, label]."""
+        r = self.repeat
+        tokens = np.array([t for t in range(num_tokens) if t != r], dtype=np.int64)
+        state, rep_state = 1 + tokens, 1 + num_tokens + tokens
+        src_t, dst_t = np.meshgrid(tokens, tokens, indexing="ij")  # token -> token, self-loops included
+        pairs_src, pairs_dst = src_t.reshape(-1), dst_t.reshape(-1)
+        src = np.concatenate([np.zeros_like(tokens), 1 + pairs_src, state, rep_state, rep_state.repeat(tokens.size)])
+        dst = np.concatenate([state, 1 + pairs_dst, rep_state, rep_state, np.tile(state, tokens.size)])
+        ilabel = np.concatenate([tokens, pairs_dst, np.full_like(tokens, r), np.full_like(tokens, r),
+                                 np.tile(tokens, tokens.size)])
+        olabel = np.concatenate([tokens, np.where(pairs_src == pairs_dst, graphs.EPSILON, pairs_dst), tokens,
+                                 np.full_like(tokens, graphs.EPSILON), np.tile(tokens, tokens.size)])
+        previous = np.concatenate([np.full_like(tokens, num_tokens), pairs_src, tokens, np.full_like(tokens, r),
+                                   np.full_like(pairs_src, r)])
+        if self.transitions is None:
+            weight = torch.zeros(src.size)
+        else:
+            weight = self.transitions.detach().float().reshape(-1)[torch.from_numpy(previous * num_tokens + ilabel)]
+        return graphs.Graph.from_arrays(src, dst, ilabel, olabel, weight=weight, start=[0],
+                                        accept=np.arange(1 + 2 * num_tokens), num_nodes=1 + 2 * num_tokens)
 
-    def spell(self, tokens: Sequence[int]) -> list[int]:
-        """`tokens` as ASG frames say them: inside a run of one token, every second one is the
-        repetition label ("L L L" -> L <rep> L), so no label follows itself."""
-        if not len(tokens):
-            return []
-        return self.spell_batch(torch.as_tensor([list(tokens)]), torch.tensor([len(tokens)]))[0].tolist()
-
-    def spell_batch(self, targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        """`spell` on padded targets [B, U] (vectorized; padding is left as it is)."""
+    def frame_labels(self, targets: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Padded token targets [B, U] as ASG's alignment graphs read them: inside a run of one
+        token, every second one becomes the repetition label ("L L L" -> L <rep> L), so no
+        label follows itself. Vectorized; padding is left as it is."""
         steps = torch.arange(targets.shape[1], device=targets.device).expand_as(targets)
         same = torch.zeros_like(targets, dtype=torch.bool)
         same[:, 1:] = targets[:, 1:] == targets[:, :-1]
@@ -116,10 +137,15 @@ class ASGTopology:
         kept = torch.bincount(owner[keep], minlength=best.shape[0])
         return [row.tolist() for row in torch.split(tokens[keep], kept.tolist())]
 
-    @property
-    def blank(self) -> int:
-        """No label is silence between tokens: EPSILON never occurs on a frame."""
-        return graphs.EPSILON
+    def token_runs(self, labels: Sequence[int]) -> list[tuple[int, int, int]]:
+        """(token, first frame, last frame) of each token on a frame path: a run of the
+        repetition label is the token before it again."""
+        result: list[tuple[int, int, int]] = []
+        for token, first, last in token_runs(labels, graphs.EPSILON):
+            if token == self.repeat and not result:
+                continue
+            result.append((result[-1][0] if token == self.repeat else token, first, last))
+        return result
 
     def to_dict(self) -> dict:
         transitions = None if self.transitions is None else self.transitions.detach().cpu().tolist()

@@ -43,7 +43,7 @@ class ViterbiDecoder:
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         labels, alignment = viterbi_words(log_probs.double(), lengths, self.graph.graph)
-        blank = self.graph.topology.blank
-        spans = word_spans(alignment, [self.graph.graph.olabel], lengths, blank)
+        topology = self.graph.topology
+        spans = word_spans(alignment, [self.graph.graph.olabel], lengths, topology.blank)
         words = [[self.graph.words[w] for w in ws] for ws in labels]
-        return hypotheses_from_path(words, spans, alignment, lengths, blank)
+        return hypotheses_from_path(words, spans, alignment, lengths, topology.token_runs)

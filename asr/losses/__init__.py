@@ -27,12 +27,11 @@ def _mmi(tokenizer, transcripts, **options) -> MMILoss:
 
 
 def _asg(tokenizer, transcripts, **options) -> ASGLoss:
-    """ASG with learned transitions; a repeated character is written with label 0 (the blank's
-    column, which ASG has no other use for), so the model and its tokens stay those of CTC."""
-    if tokenizer.kind != "char":
-        raise ValueError(f"the asg loss needs character tokens (words end with the separator, so a repeated "
-                         f"token never spans two words); this tokenizer has {tokenizer.kind} tokens")
-    return ASGLoss(tokenizer.vocab_size, **{"repeat": 0, **options})
+    """ASG with learned transitions; a repeated token is framed with label 0 (the blank's
+    column, which ASG has no other use for), so the model and its tokens stay those of CTC.
+    A character model's word separator marks its pauses."""
+    return ASGLoss(tokenizer.vocab_size, **{"repeat": 0, "silence": 1 if tokenizer.kind == "char" else None,
+                                            **options})
 
 
 def loss_topology(loss) -> Topology:

@@ -22,13 +22,14 @@ class ASGLoss(torch.nn.Module):
     token immediately, unless `repeat` names a repetition label: then a token equal to the one
     before it is written as that label (wav2letter's "L <rep>" for "LL"; `asr train --loss asg`
     uses label 0, the blank's column). 'mean' divides each loss by its target length, then
-    averages, like CTCLoss. `topology` is how a model trained with this loss decodes.
+    averages, like CTCLoss. `topology` is how a model trained with this loss decodes (`silence`:
+    the label whose long runs are pauses, e.g. a word separator).
     """
 
     def __init__(self, num_tokens: int, reduction: str = "mean", learn_transitions: bool = True,
-                 repeat: int | None = None):
+                 repeat: int | None = None, silence: int | None = None):
         super().__init__()
-        self.num_tokens, self.repeat = num_tokens, repeat
+        self.num_tokens, self.repeat, self.silence = num_tokens, repeat, silence
         self.reduction = check_reduction(reduction)
         if learn_transitions:
             self.transitions = torch.nn.Parameter(torch.zeros(num_tokens + 1, num_tokens))
@@ -45,7 +46,7 @@ class ASGLoss(torch.nn.Module):
                                                       batch_first=True)
         lengths = target_lengths
         if self.repeat is not None:
-            targets = ASGTopology(repeat=self.repeat).spell_batch(targets, lengths)
+            targets = ASGTopology(repeat=self.repeat).frame_labels(targets, lengths)
         transitions = None if self.transitions is None else self.transitions.to(log_probs.dtype)
         alignments = graphs.asg_alignment_graph(targets, lengths, transitions, device=log_probs.device)
         everything = graphs.asg_transition_graph(self.num_tokens, transitions, device=log_probs.device)
@@ -57,4 +58,4 @@ class ASGLoss(torch.nn.Module):
     def topology(self) -> ASGTopology:
         """Frames read the ASG way, scored by the current transitions."""
         transitions = None if self.transitions is None else self.transitions.detach().cpu()
-        return ASGTopology(transitions, repeat=0 if self.repeat is None else self.repeat)
+        return ASGTopology(transitions, repeat=0 if self.repeat is None else self.repeat, silence=self.silence)

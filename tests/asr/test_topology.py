@@ -1,4 +1,4 @@
-"""How frames spell tokens (CTC, ASG): greedy reading, spelling with the repetition label, H,
+"""How frames spell tokens (CTC, ASG): greedy reading, framing with the repetition label, H,
 and decoding an ASG model through its HLG, each against a brute-force reading of frame labels."""
 
 import itertools
@@ -6,12 +6,11 @@ import random
 
 import torch
 
-import graphs
-from asr.decoding import ASGTopology, CTCTopology, ViterbiDecoder, force_align
+from asr.decoding import ASGTopology, BeamSearchDecoder, CTCTopology, ViterbiDecoder, force_align
 from asr.decoding.graph import DecodingGraph
 from asr.decoding.topology import load_topology, save_topology
-from asr.lang import build_hlg, compose_hlg, loop_grammar
-from tests.graphs.brute import string_weights, total
+from asr.lang import build_hlg
+from tests.graphs.brute import string_weights
 
 
 def read_asg(frames, repeat=0):
@@ -44,31 +43,31 @@ def test_asg_greedy_reads_frames_as_wav2letter_does():
     assert got == [read_asg(p) for p in paths]
 
 
-def test_asg_spelling_never_repeats_a_label_and_reads_back():
+def test_asg_frame_labels_never_repeat_a_label_and_read_back():
     topology = ASGTopology()
     rng = random.Random(1)
-    sequences = [[rng.choice([1, 2, 2, 3]) for _ in range(rng.randrange(0, 9))] for _ in range(300)]
-    for tokens in sequences:
-        spelled = topology.spell(tokens)
-        assert all(a != b for a, b in zip(spelled, spelled[1:])), (tokens, spelled)
-        assert read_asg(spelled) == tokens
-    assert topology.spell([5, 4, 4, 4, 4, 6]) == [5, 4, 0, 4, 0, 6]
-    padded = torch.nn.utils.rnn.pad_sequence([torch.tensor(s or [9]) for s in sequences], batch_first=True)
+    sequences = [[rng.choice([1, 2, 2, 3]) for _ in range(rng.randrange(1, 9))] for _ in range(300)]
+    padded = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in sequences], batch_first=True, padding_value=7)
     lengths = torch.tensor([len(s) for s in sequences])
-    batch = topology.spell_batch(padded, lengths)
-    assert [row[:n].tolist() for row, n in zip(batch, lengths.tolist())] == [topology.spell(s) for s in sequences]
+    framed = topology.frame_labels(padded, lengths)
+    for tokens, row, n in zip(sequences, framed.tolist(), lengths.tolist()):
+        labels = row[:n]
+        assert all(a != b for a, b in zip(labels, labels[1:])), (tokens, labels)
+        assert read_asg(labels) == tokens and row[n:] == [7] * (len(row) - n)
+    assert topology.frame_labels(torch.tensor([[5, 4, 4, 4, 4, 6]]), torch.tensor([6])).tolist() == [[5, 4, 0, 4, 0, 6]]
 
 
-def test_asg_h_outputs_the_run_labels_of_every_frame_labelling_with_its_transition_score():
+def test_asg_h_reads_every_frame_labelling_as_wav2letter_does_with_its_transition_score():
     torch.manual_seed(0)
     num_tokens = 3
     transitions = torch.randn(num_tokens + 1, num_tokens)
     expected = {((), ()): 0.0}
     for length in range(1, 5):
         for frames in itertools.product(range(num_tokens), repeat=length):
-            runs = tuple(label for i, label in enumerate(frames) if i == 0 or label != frames[i - 1])
-            expected[frames, runs] = float(transitions[num_tokens, frames[0]]
-                                           + sum(transitions[a, b] for a, b in zip(frames, frames[1:])))
+            if frames[0] == 0:
+                continue  # a repetition label needs a token before it
+            expected[frames, tuple(read_asg(frames))] = float(
+                transitions[num_tokens, frames[0]] + sum(transitions[a, b] for a, b in zip(frames, frames[1:])))
     got = string_weights(ASGTopology(transitions).graph(num_tokens), max_length=4)
     assert got.keys() == expected.keys()
     assert all(abs(got[key] - expected[key]) < 1e-5 for key in expected)
@@ -80,8 +79,8 @@ def test_ctc_greedy_drops_blanks_and_merges_repeats():
 
 
 def test_an_asg_model_decodes_double_letters_through_its_graph_and_aligns_them():
-    """Frames "S S E E <rep> <rep> | S E E" read "SEE" twice through an ASG HLG (and with CTC's
-    H the same frames find no "SEE": it needs a blank between the Es)."""
+    """Frames "S S E E <rep> <rep> | S E <rep>" read "SEE" twice through an ASG HLG (with CTC's H
+    the same frames find no "SEE SEE": it needs a blank between the Es)."""
     tokens = ["<blk>", "|", "E", "S"]
     lexicon = {"SEE": [["S", "E", "E", "|"], ["S", "E", "E"]], "SE": [["S", "E", "|"], ["S", "E"]]}
     graph = build_hlg(tokens, lexicon, optimize=False, topology=ASGTopology())
@@ -89,15 +88,27 @@ def test_an_asg_model_decodes_double_letters_through_its_graph_and_aligns_them()
     log_probs = one_hot([frames], 4, len(frames))
     (hypothesis,) = ViterbiDecoder(graph)(log_probs, torch.tensor([len(frames)]))
     assert hypothesis.words == ["SEE", "SEE"] and hypothesis.spans == [(0, 6), (7, 9)]
-    assert [t for t, _, _ in hypothesis.tokens] == [3, 2, 0, 1, 3, 2, 0]
+    assert hypothesis.tokens == [(3, 0, 1), (2, 2, 3), (2, 4, 5), (1, 6, 6), (3, 7, 7), (2, 8, 8), (2, 9, 9)]
     ctc = build_hlg(tokens, lexicon, optimize=False)
     (words,) = [h.words for h in ViterbiDecoder(ctc)(log_probs, torch.tensor([len(frames)]))]
     assert words != ["SEE", "SEE"]
     spans, alignment = force_align(log_probs, [len(frames)], [[graph.spell("SEE"), graph.spell("SEE")]],
                                    ASGTopology())
     assert spans == [[(0, 6), (7, 9)]] and float(alignment.score[0]) > -1e-3
-    plain = compose_hlg(4, [(0, ASGTopology().spell([3, 2, 2]))], loop_grammar(1), ASGTopology())
-    assert total(graphs.compose(graphs.sequence_graph([frames[:6]]), plain)[0], "tropical") > -1e9
+    compiled = build_hlg(tokens, lexicon, topology=ASGTopology())  # the optimized HLG finds them too
+    (searched,) = BeamSearchDecoder(compiled)(log_probs, torch.tensor([len(frames)]))
+    assert searched.words == ["SEE", "SEE"] and searched.spans == [(0, 6), (7, 9)]
+
+
+def test_an_asg_model_with_word_tokens_says_a_word_twice():
+    """A word repeated across a word boundary (yesno's "YES YES", one token per word) is framed
+    with the repetition label; the graph's H gives the token again."""
+    graph = build_hlg(["<blk>", "YES", "NO"], {"YES": [["YES"]], "NO": [["NO"]]}, optimize=False,
+                      topology=ASGTopology())
+    frames = [1, 1, 0, 0, 2, 1, 0]
+    (hypothesis,) = ViterbiDecoder(graph)(one_hot([frames], 3, 7), torch.tensor([7]))
+    assert hypothesis.words == ["YES", "YES", "NO", "YES", "YES"]
+    assert ASGTopology().greedy(one_hot([frames], 3, 7), [7]) == [[1, 1, 2, 1, 1]]
 
 
 def test_a_graph_folder_keeps_its_topology_and_transitions(tmp_path):
