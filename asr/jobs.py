@@ -5,7 +5,7 @@ appended as soon as it is done, and a rerun into the same directory skips the fi
 results were written (and flushed to disk). On a rerun the outputs are cut back to the last
 complete entry, which drops the partial results of a file that was being written when the job
 died, and the files listed are not decoded again: the final outputs equal those of a run that
-was never interrupted.
+was never interrupted (the temporary file of a per-input output being written is removed too).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Callable, Sequence
 
-from graphs.io import atomic_open
+from graphs.io import atomic_open, remove_stale_temporaries
 
 LEDGER = "done.jsonl"
 STREAMED = ("txt", "json", "ctm")  # formats with one file for all inputs; others get a file per input
@@ -28,6 +28,7 @@ class OutputDir:
     def __init__(self, folder: str | Path, formats: Sequence[str], format_fn: Callable[[object, str], str]):
         self.folder, self.formats, self.format_fn = Path(folder), list(formats), format_fn
         self.folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(self.folder)  # a killed job's half-written ID.srt
         self.paths = {fmt: self.folder / f"transcripts.{fmt}" for fmt in self.formats if fmt in STREAMED}
         self.done: set[str] = set()
         sizes = self._resume()

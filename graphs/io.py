@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import secrets
 from typing import IO, Callable, Iterable, Iterator, Sequence
 
@@ -65,6 +66,33 @@ def atomic_open(path, mode: str = "w") -> Iterator[IO]:
         os.fsync(folder)
     finally:
         os.close(folder)
+
+
+_TEMPORARY = re.compile(r"^\..+\.(\d+)\.[0-9a-f]{8}\.tmp$")
+
+
+def remove_stale_temporaries(folder) -> list[str]:
+    """Delete the temporary files `atomic_open` left in `folder` when its process was killed
+    mid-write (their writer's pid is gone); returns their names. Temporaries of live
+    processes are kept."""
+    removed = []
+    for name in sorted(os.listdir(folder)):
+        match = _TEMPORARY.match(name)
+        if match and not _process_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+                removed.append(name)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
 
 
 def write_atomic(path, data: str | bytes) -> None:

@@ -4,6 +4,8 @@ import math
 import os
 import re
 import stat
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -12,7 +14,16 @@ from hypothesis import strategies as st
 
 from graphs import EPSILON, Graph
 from graphs.compare import equal, isomorphic
-from graphs.io import SymbolTable, atomic_open, load, read_openfst, save, write_atomic, write_openfst
+from graphs.io import (
+    SymbolTable,
+    atomic_open,
+    load,
+    read_openfst,
+    remove_stale_temporaries,
+    save,
+    write_atomic,
+    write_openfst,
+)
 
 from .test_compare import FINITE_WEIGHTS, random_graphs
 
@@ -152,6 +163,22 @@ def test_atomic_open_keeps_the_old_file_when_the_block_fails(tmp_path):
             pass
     with pytest.raises(FileNotFoundError):
         write_atomic(tmp_path / "missing" / "x.txt", "x")
+
+
+def test_temporaries_of_a_killed_writer_are_removed_and_live_ones_kept(tmp_path):
+    killed_mid_write = ("import os, signal, sys; from graphs.io import atomic_open\n"
+                        "with atomic_open(sys.argv[1]) as f:\n"
+                        "    f.write('half'); f.flush(); os.kill(os.getpid(), signal.SIGKILL)")
+    subprocess.run([sys.executable, "-c", killed_mid_write, str(tmp_path / "a.srt")])
+    (leftover,) = os.listdir(tmp_path)
+    assert leftover.startswith(".a.srt.") and leftover.endswith(".tmp")
+    (tmp_path / "keep.tmp").write_text("not ours")
+    with atomic_open(tmp_path / "b.srt") as f:
+        (live,) = [name for name in os.listdir(tmp_path) if name.startswith(".b.srt.")]
+        assert remove_stale_temporaries(tmp_path) == [leftover]
+        assert sorted(os.listdir(tmp_path)) == sorted([live, "keep.tmp"])
+        f.write("whole")
+    assert sorted(os.listdir(tmp_path)) == ["b.srt", "keep.tmp"]
 
 
 # --------------------------------------------------------------------------- reading
