@@ -210,9 +210,10 @@ class Segmenter:
     Both return the finished segments as (first frame, emissions); once the stream is longer
     than a segment, stretches with no speech (every frame's best token blank) are dropped.
     A stream shorter than `max_segment_seconds` without a long pause is one segment: a short
-    file is searched whole, as it would be on its own."""
+    file is searched whole, as it would be on its own. `blank` is the label whose runs are
+    pauses; with None (a model without one) segments are cut at the maximum length only."""
 
-    def __init__(self, options: SegmentOptions, frame_seconds: float, blank: int = 0):
+    def __init__(self, options: SegmentOptions, frame_seconds: float, blank: int | None = 0):
         self.pause = max(1, round(options.pause_seconds / frame_seconds))
         self.longest = max(self.pause + 1, round(options.max_segment_seconds / frame_seconds))
         self.blank = blank
@@ -232,13 +233,19 @@ class Segmenter:
         """The last segment. A stream that was never cut is one segment even without speech,
         as a short file decoded whole would be (a grammar may insist on a word)."""
         buffer, self.buffer = self.buffer, None
-        if buffer is None or (self.cut_before and bool((buffer.argmax(-1) == self.blank).all())):
+        if buffer is None or (self.cut_before and bool(self._is_blank(buffer).all())):
             return []
         return [(self.first, buffer)]
 
+    def _is_blank(self, emissions: torch.Tensor) -> torch.Tensor:
+        """Whether each frame's best label is the pause label."""
+        if self.blank is None:
+            return torch.zeros(len(emissions), dtype=torch.bool, device=emissions.device)
+        return emissions.argmax(-1) == self.blank
+
     def _cut(self) -> int | None:
         """Where the buffer's first segment ends, or None while it may still grow."""
-        is_blank = self.buffer.argmax(-1) == self.blank
+        is_blank = self._is_blank(self.buffer)
         speech = torch.nonzero(~is_blank).flatten()
         lead = self.pause // 2  # blank frames kept before a segment's speech
         first_speech = int(speech[0]) if speech.numel() else None

@@ -125,6 +125,15 @@ def test_long_speech_is_cut_at_its_longest_pause():
     assert [(first, len(s)) for first, s in segments] == [(0, 5), (5, 12)]
 
 
+@pytest.mark.parametrize("chunk", [4, 100])
+def test_without_a_pause_label_segments_are_cut_at_the_maximum_length(chunk):
+    # An ASG model with word tokens has no blank: label 0 is then a token like any other.
+    labels = [0] * 9 + [1, 0, 2] + [0] * 6 + [3]
+    segments = push_all(Segmenter(SegmentOptions(pause_seconds=0.4, max_segment_seconds=0.8), 0.1, blank=None),
+                        emissions_from_labels(labels), chunk)
+    assert [(first, len(s)) for first, s in segments] == [(0, 8), (8, 8), (16, 3)]
+
+
 def test_silence_only_gives_no_segment_and_bounded_memory():
     segmenter = Segmenter(SegmentOptions(pause_seconds=0.4, max_segment_seconds=3.0), 0.1)
     for _ in range(100):
