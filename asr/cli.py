@@ -424,7 +424,8 @@ def _add_train(commands) -> None:
     command.add_argument("--lexicon", help="train on phones: lexicon.txt with WORD PHONE PHONE ... lines")
     command.add_argument("--config", help="JSON file of settings overriding the defaults (see above)")
     command.add_argument("--epochs", type=int, help="override the config's number of epochs")
-    command.add_argument("--loss", help="ctc (default), crctc, mmi (token-bigram denominator), or your own loss as "
+    command.add_argument("--loss", help="ctc (default), crctc, mmi (token-bigram denominator), asg (no blank, learned "
+                         "transitions), wordpiece (every segmentation into --tokens bpe:N pieces), or your own loss as "
                          "path/to/file.py:factory or module.path:factory: factory(tokenizer=, transcripts=, "
                          "**options) returns a torch module called as loss(log_probs, targets, input_lengths, "
                          "target_lengths) (see examples/custom_graph_loss.py); options go in --config's \"loss\"")

@@ -46,8 +46,8 @@ def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None 
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of the recipe's (a quick trial)")
-    parser.add_argument("--loss", help="train with this loss instead of the recipe's: ctc, crctc, mmi or your own "
-                        "file.py:factory (see `asr train --help`)")
+    parser.add_argument("--loss", help="train with this loss instead of the recipe's: ctc, crctc, mmi, asg, "
+                        "wordpiece or your own file.py:factory (see `asr train --help`)")
     if tokens is not None:
         parser.add_argument("--tokens", default=tokens, help=f"phone (the corpus lexicon), char or bpe:N (default {tokens})")
     args = parser.parse_args()

@@ -71,8 +71,8 @@ def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokeniz
 class TrainingConfig:
     """How to train a CTC encoder: `model` (its sizes; the vocabulary comes from the tokenizer),
     `train` (optimization; `epochs` None follows the amount of audio, `epochs_for`), `loss`
-    (`asr.losses.make_loss`: "ctc", "crctc", "mmi", a user's "file.py:factory", or {"name": ...,
-    **options}), `noise` and `augment`
+    (`asr.losses.make_loss`: "ctc", "crctc", "mmi", "asg", "wordpiece", a user's
+    "file.py:factory", or {"name": ..., **options}), `noise` and `augment`
     (`NoiseBursts` and SpecAugment; None: off), `speeds` (speed-perturbed copies of the training
     set, e.g. (0.9, 1.1)), `band_limits` and `band_limit_p` (with that probability a training
     read is band-limited to one of those rates, so the model also works on narrowband audio),

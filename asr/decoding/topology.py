@@ -74,7 +74,7 @@ class ASGTopology:
     and label `repeat` (0, the blank's column) stands for the token before it, so "LL" is
     framed L <rep>. `transitions` [V + 1, V] score each label after another (row V: the
     first), as ASG learned them; H carries them. `silence` is the label whose long runs are
-    pauses (a character model's word separator; None: no label is)."""
+    pauses (a character model's word separator; None: no label is); H reads it as no token."""
 
     transitions: torch.Tensor | None = None
     repeat: int = 0
@@ -90,8 +90,10 @@ class ASGTopology:
         """H: frame labels in, tokens out, so words are spelled with their plain tokens. Node 0
         is the start, node 1 + i "the last frame was token i" and node 1 + V + i "the last
         frame was the repetition label after token i". A run of one label outputs its token
-        on its first frame (the repetition label outputs the token before it); a first frame
-        weighs transitions[V, label], every later frame transitions[previous label, label]."""
+        on its first frame (the repetition label outputs the token before it), except the
+        silence label, which outputs nothing (pauses, and the word separator a lexicon may
+        leave out); a first frame weighs transitions[V, label], every later frame
+        transitions[previous label, label]."""
         r = self.repeat
         tokens = np.array([t for t in range(num_tokens) if t != r], dtype=np.int64)
         state, rep_state = 1 + tokens, 1 + num_tokens + tokens
@@ -105,6 +107,8 @@ class ASGTopology:
                                  np.full_like(tokens, graphs.EPSILON), np.tile(tokens, tokens.size)])
         previous = np.concatenate([np.full_like(tokens, num_tokens), pairs_src, tokens, np.full_like(tokens, r),
                                    np.full_like(pairs_src, r)])
+        if self.silence is not None:  # a pause is no token of a word
+            olabel[olabel == self.silence] = graphs.EPSILON
         if self.transitions is None:
             weight = torch.zeros(src.size)
         else:

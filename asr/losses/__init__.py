@@ -15,9 +15,10 @@ from .ctc import CTCLoss
 from .graph_loss import GraphLoss
 from .mmi import MMILoss, bigram_log_probs
 from .transducer import TransducerLoss
+from .wordpiece import WordPieceLoss
 
 __all__ = ["ASGLoss", "CTCLoss", "ConsistencyRegularizedCTC", "GraphLoss", "MMILoss", "TransducerLoss",
-           "bigram_log_probs", "check_loss", "loss_topology", "make_loss", "TRAINING_LOSSES"]
+           "WordPieceLoss", "bigram_log_probs", "check_loss", "loss_topology", "make_loss", "TRAINING_LOSSES"]
 
 
 def _mmi(tokenizer, transcripts, **options) -> MMILoss:
@@ -29,8 +30,10 @@ def _mmi(tokenizer, transcripts, **options) -> MMILoss:
 def _asg(tokenizer, transcripts, **options) -> ASGLoss:
     """ASG with learned transitions; a repeated token is framed with label 0 (the blank's
     column, which ASG has no other use for), so the model and its tokens stay those of CTC.
-    A character model's word separator marks its pauses."""
-    return ASGLoss(tokenizer.vocab_size, **{"repeat": 0, "silence": 1 if tokenizer.kind == "char" else None,
+    A character model's word separator is its silence: between words and, surrounding each
+    transcript, before and after the speech (as wav2letter trains letters)."""
+    char = tokenizer.kind == "char"
+    return ASGLoss(tokenizer.vocab_size, **{"repeat": 0, "silence": 1 if char else None, "surround": char,
                                             **options})
 
 
@@ -47,6 +50,7 @@ TRAINING_LOSSES = {
     "crctc": lambda tokenizer, transcripts, **options: ConsistencyRegularizedCTC(**options),
     "mmi": _mmi,
     "asg": _asg,
+    "wordpiece": lambda tokenizer, transcripts, **options: WordPieceLoss(tokenizer, **options),
 }
 
 
@@ -94,7 +98,7 @@ def check_loss(spec: str | dict) -> None:
 
 
 def make_loss(spec: str | dict, tokenizer=None, transcripts: Sequence[str] = ()) -> torch.nn.Module:
-    """The training loss `spec` names: "ctc", "crctc", "mmi", a user's `module:factory` or
+    """The training loss `spec` names: "ctc", "crctc", "mmi", "asg", "wordpiece", a user's `module:factory` or
     `file.py:factory`, or {"name": ..., **options} with options for it (e.g. {"name": "crctc",
     "scale": 0.2}). The factory is called as factory(tokenizer=..., transcripts=..., **options)
     with the model's tokenizer and the training transcripts, and returns the loss module, which

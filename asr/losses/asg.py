@@ -23,13 +23,17 @@ class ASGLoss(torch.nn.Module):
     before it is written as that label (wav2letter's "L <rep>" for "LL"; `asr train --loss asg`
     uses label 0, the blank's column). 'mean' divides each loss by its target length, then
     averages, like CTCLoss. `topology` is how a model trained with this loss decodes (`silence`:
-    the label whose long runs are pauses, e.g. a word separator).
+    the label whose long runs are pauses, e.g. a word separator). With `surround` each target
+    is framed by the silence label (wav2letter's --surround), so the pauses before and after
+    the speech are silence rather than the first and last token held on.
     """
 
     def __init__(self, num_tokens: int, reduction: str = "mean", learn_transitions: bool = True,
-                 repeat: int | None = None, silence: int | None = None):
+                 repeat: int | None = None, silence: int | None = None, surround: bool = False):
         super().__init__()
-        self.num_tokens, self.repeat, self.silence = num_tokens, repeat, silence
+        if surround and silence is None:
+            raise ValueError("ASGLoss: surround needs a silence label")
+        self.num_tokens, self.repeat, self.silence, self.surround = num_tokens, repeat, silence, surround
         self.reduction = check_reduction(reduction)
         if learn_transitions:
             self.transitions = torch.nn.Parameter(torch.zeros(num_tokens + 1, num_tokens))
@@ -45,6 +49,8 @@ class ASGLoss(torch.nn.Module):
             targets = torch.nn.utils.rnn.pad_sequence(list(torch.split(targets, target_lengths.tolist())),
                                                       batch_first=True)
         lengths = target_lengths
+        if self.surround:
+            targets, lengths = self._surrounded(targets, lengths)
         if self.repeat is not None:
             targets = ASGTopology(repeat=self.repeat).frame_labels(targets, lengths)
         transitions = None if self.transitions is None else self.transitions.to(log_probs.dtype)
@@ -53,6 +59,15 @@ class ASGLoss(torch.nn.Module):
         losses = (graphs.intersect_dense(log_probs, input_lengths, everything)
                   - graphs.intersect_dense(log_probs, input_lengths, alignments))
         return reduce_losses(losses, self.reduction, target_lengths.to(losses.device))
+
+    def _surrounded(self, targets: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Padded targets with the silence label before and after each one."""
+        framed = torch.full((targets.shape[0], targets.shape[1] + 2), self.silence, dtype=targets.dtype,
+                            device=targets.device)
+        steps = torch.arange(targets.shape[1], device=targets.device)
+        inside = steps.unsqueeze(0) < lengths.to(targets.device).unsqueeze(1)
+        framed[:, 1:-1] = torch.where(inside, targets, self.silence)
+        return framed, lengths + 2
 
     @property
     def topology(self) -> ASGTopology:

@@ -61,6 +61,18 @@ def test_loss_matches_brute_force_enumeration(seed):
     assert loss(emissions, targets, input_lengths, target_lengths).item() == pytest.approx(mean)
 
 
+def test_surround_frames_each_target_with_the_silence_label():
+    emissions, transitions = random_case(3)
+    targets, lengths = [[0, 1], [1], [1, 0], [0]], torch.tensor([2, 1, 2, 1])
+    loss = ASGLoss(3, reduction="none", silence=2, surround=True).double()
+    loss.transitions.data.copy_(transitions)
+    got = loss(emissions, torch.tensor([t + [0] * (2 - len(t)) for t in targets]), torch.tensor([5, 4, 5, 3]), lengths)
+    want = [brute_asg(emissions[b, :n], transitions, [2, *targets[b], 2]) for b, n in enumerate([5, 4, 5, 3])]
+    torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), atol=1e-9, rtol=0)
+    with pytest.raises(ValueError, match="surround needs a silence label"):
+        ASGLoss(3, surround=True)
+
+
 def test_fixed_zero_transitions_normalize_each_frame():
     emissions, _ = random_case(7)
     loss = ASGLoss(3, reduction="none", learn_transitions=False)

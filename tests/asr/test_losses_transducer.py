@@ -211,3 +211,38 @@ def test_learning_reproduces_the_transcripts(ngram):
         first = value.item() if first is None else first
     assert value.item() < 0.1 * first
     assert [greedy_text(lp, loss) for lp in logits.detach()] == transcripts
+
+
+# ---------------------------------------------------------------- as `asr train --loss wordpiece`
+def test_wordpiece_training_loss_sums_ctc_over_every_segmentation_of_the_decoded_target(tmp_path):
+    """WordPieceLoss gets token ids (the tokenizer's one segmentation) and scores every
+    segmentation of their text: -log sum over segmentations of exp(-torch CTC loss)."""
+    from asr.losses import WordPieceLoss, make_loss
+    from asr.tokenizer import BPETokenizer, CharTokenizer
+
+    texts = ["yes no", "no no yes", "yes", "no yes yes"] * 5
+    tokenizer = BPETokenizer.train(iter(texts), 12, tmp_path / "bpe")
+    loss = make_loss("wordpiece", tokenizer, texts)
+    assert isinstance(loss, WordPieceLoss)
+    pieces = tokenizer.tokens[1:]
+    batch = ["yes no", "no yes yes"]
+    targets = [tokenizer.encode(text) for text in batch]
+    padded = torch.zeros(2, max(map(len, targets)), dtype=torch.long)
+    for row, target in zip(padded, targets):
+        row[:len(target)] = torch.tensor(target)
+    lengths = torch.tensor([14, 20])
+    log_probs = torch.randn(2, 20, tokenizer.vocab_size, dtype=torch.float64).log_softmax(-1)
+    got = loss(log_probs, padded, lengths, torch.tensor([len(t) for t in targets]))
+    expected = []
+    for b, text in enumerate(batch):
+        ways = segmentations(mark_words(text), pieces)
+        assert len(ways) > 1  # the test means something only with several segmentations
+        ctc = torch.stack([torch.nn.functional.ctc_loss(log_probs[b, :lengths[b]], torch.tensor(way) + 1,
+                                                        lengths[b:b + 1], torch.tensor([len(way)]), reduction="sum")
+                           for way in ways])
+        expected.append(-torch.logsumexp(-ctc, 0) / len(mark_words(text)))
+    torch.testing.assert_close(got, torch.stack(expected).mean())
+    torch.testing.assert_close(loss(log_probs, torch.cat([torch.tensor(t) for t in targets]), lengths,
+                                    torch.tensor([len(t) for t in targets])), got)
+    with pytest.raises(ValueError, match="needs word-piece tokens"):
+        make_loss("wordpiece", CharTokenizer.build(texts), texts)

@@ -4,6 +4,7 @@ and decoding an ASG model through its HLG, each against a brute-force reading of
 import itertools
 import random
 
+import pytest
 import torch
 
 from asr.decoding import ASGTopology, BeamSearchDecoder, CTCTopology, ViterbiDecoder, force_align
@@ -57,7 +58,9 @@ def test_asg_frame_labels_never_repeat_a_label_and_read_back():
     assert topology.frame_labels(torch.tensor([[5, 4, 4, 4, 4, 6]]), torch.tensor([6])).tolist() == [[5, 4, 0, 4, 0, 6]]
 
 
-def test_asg_h_reads_every_frame_labelling_as_wav2letter_does_with_its_transition_score():
+@pytest.mark.parametrize("silence", [None, 2])
+def test_asg_h_reads_every_frame_labelling_as_wav2letter_does_with_its_transition_score(silence):
+    """Every frame labelling up to 4 frames, its tokens (a silence label's are none) and score."""
     torch.manual_seed(0)
     num_tokens = 3
     transitions = torch.randn(num_tokens + 1, num_tokens)
@@ -66,9 +69,10 @@ def test_asg_h_reads_every_frame_labelling_as_wav2letter_does_with_its_transitio
         for frames in itertools.product(range(num_tokens), repeat=length):
             if frames[0] == 0:
                 continue  # a repetition label needs a token before it
-            expected[frames, tuple(read_asg(frames))] = float(
+            tokens = tuple(token for token in read_asg(frames) if token != silence)
+            expected[frames, tokens] = float(
                 transitions[num_tokens, frames[0]] + sum(transitions[a, b] for a, b in zip(frames, frames[1:])))
-    got = string_weights(ASGTopology(transitions).graph(num_tokens), max_length=4)
+    got = string_weights(ASGTopology(transitions, silence=silence).graph(num_tokens), max_length=4)
     assert got.keys() == expected.keys()
     assert all(abs(got[key] - expected[key]) < 1e-5 for key in expected)
 
@@ -98,6 +102,19 @@ def test_an_asg_model_decodes_double_letters_through_its_graph_and_aligns_them()
     compiled = build_hlg(tokens, lexicon, topology=ASGTopology())  # the optimized HLG finds them too
     (searched,) = BeamSearchDecoder(compiled)(log_probs, torch.tensor([len(frames)]))
     assert searched.words == ["SEE", "SEE"] and searched.spans == [(0, 6), (7, 9)]
+
+
+def test_an_asg_character_model_reads_its_separator_as_silence_around_and_between_words():
+    """As `asr train --loss asg` frames a character transcript: "| S E E <rep> | | S E |"; the
+    separator frames are pauses, the lexicon's spellings without it match."""
+    tokens = ["<blk>", "|", "E", "S"]
+    lexicon = {"SEE": [["S", "E", "E", "|"], ["S", "E", "E"]], "SE": [["S", "E", "|"], ["S", "E"]]}
+    topology = ASGTopology(silence=1)
+    graph = build_hlg(tokens, lexicon, topology=topology)
+    frames = [1, 1, 3, 2, 0, 1, 0, 3, 2, 1, 1]
+    (hypothesis,) = BeamSearchDecoder(graph)(one_hot([frames], 4, len(frames)), torch.tensor([len(frames)]))
+    assert hypothesis.words == ["SEE", "SE"] and hypothesis.spans == [(2, 6), (7, 10)]  # a word ends where the next begins
+    assert topology.greedy(one_hot([frames], 4, len(frames)), [len(frames)]) == [[1, 3, 2, 2, 1, 1, 3, 2, 1]]
 
 
 def test_an_asg_model_with_word_tokens_says_a_word_twice():

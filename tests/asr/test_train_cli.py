@@ -119,11 +119,12 @@ def test_the_lm_scale_chosen_is_the_one_with_the_fewest_errors_on_the_validation
         assert best_lm_scale(saved, valid, (20.0, 0.0, 12.0)) == scale
 
 
-@pytest.mark.parametrize("loss", ["examples/custom_graph_loss.py:factory", "mmi", "asg"])
+@pytest.mark.parametrize("loss", ["examples/custom_graph_loss.py:factory", "mmi", "asg", "wordpiece"])
 def test_asr_train_with_another_loss_learns_and_its_model_decodes(loss, tmp_path, capsys, caplog):
     """`asr train --loss`: a user's loss file (no change to the package) or a built-in graph loss
     trains (its training loss falls) and `asr transcribe` decodes the model directory; an ASG
-    model's directory decodes through ASG's topology with the transitions it learned."""
+    model's directory decodes through ASG's topology with the transitions it learned; the
+    word-piece loss trains a model with sentencepiece tokens."""
     import logging
     import re
     from pathlib import Path
@@ -141,7 +142,7 @@ def test_asr_train_with_another_loss_learns_and_its_model_decodes(loss, tmp_path
     caplog.set_level(logging.INFO, logger="asr.train")
     assert cli.main(["train", "--train", str(tmp_path / "train.jsonl"), "--valid", str(tmp_path / "valid.jsonl"),
                      "--exp-dir", str(tmp_path / "exp"), "--config", str(tmp_path / "config.json"),
-                     "--loss", loss]) == 0
+                     "--loss", loss, *(["--tokens", "bpe:8"] if loss == "wordpiece" else [])]) == 0
     losses = [float(m.group(1)) for m in (re.search(r"step \d+: loss ([\d.]+)", r.getMessage()) for r in caplog.records)
               if m]
     assert len(losses) >= 6 and sum(losses[-3:]) < sum(losses[:3]), losses
