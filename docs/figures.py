@@ -15,12 +15,15 @@ from pathlib import Path
 import torch
 
 import graphs
+from asr.decoding import ASGTopology
 from asr.lang import add_disambig_symbols, build_hlg
 from asr.lm import estimate_kneser_ney
 from asr.losses import MMILoss
+from graphs.wordpiece import segmentation_graph
 
 FIGURES = Path(__file__).resolve().parent / "figures"
 TOKENS = ["<blk>", "a", "b"]
+PIECES = ["\u2581", "a", "b", "\u2581a", "\u2581ab"]  # sentencepiece-style pieces of "ab a"
 LEXICON = {"AB": [["a", "b"]], "A": [["a"]]}  # "a" is a prefix of "a b": A gets #1
 
 
@@ -41,7 +44,8 @@ def figures() -> dict[str, tuple[graphs.Graph, graphs.SymbolTable, graphs.Symbol
 
 
 def loss_figures() -> dict[str, tuple[graphs.Graph, graphs.SymbolTable, graphs.SymbolTable | None]]:
-    """The target "a b a" as each loss sees it, and the MMI denominator."""
+    """The target "a b a" as each loss sees it, the MMI denominator, the H of an ASG model
+    (label 0 is the repetition label) and the segmentations of "ab a" into word pieces."""
     tokens = graphs.SymbolTable(TOKENS)
     example = runpy.run_path(str(Path(__file__).resolve().parents[1] / "examples" / "custom_graph_loss.py"))
     return {
@@ -49,6 +53,8 @@ def loss_figures() -> dict[str, tuple[graphs.Graph, graphs.SymbolTable, graphs.S
         "loss_min_duration_ctc": (example["min_duration_ctc_graph"]([1, 2, 1]), tokens, None),
         "loss_mmi_denominator": (MMILoss(len(TOKENS)).denominator(torch.float32), tokens, None),
         "loss_asg": (graphs.asg_alignment_graph([[0, 1, 0]])[0], graphs.SymbolTable(["a", "b"]), None),  # no blank
+        "loss_asg_h": (graphs.connect(ASGTopology().graph(len(TOKENS))), graphs.SymbolTable(["<rep>", "a", "b"]), tokens),
+        "loss_wordpiece": (segmentation_graph(["ab a"], PIECES)[0], graphs.SymbolTable(PIECES), None),
     }
 
 
