@@ -45,7 +45,7 @@ def _cmd_transcribe(args) -> int:
     decoder = saved.decoder(_graph_from_flags(args, saved.tokens, saved.graph.topology), beam_options(args, saved.decoding),
                             args.prefix_beam, args.greedy)
     recognizer = Recognizer(saved, decoder, args.device, ChunkOptions(args.chunk_seconds, args.context_seconds),
-                            SegmentOptions(args.pause_seconds, args.max_segment_seconds))
+                            SegmentOptions(args.pause_seconds, args.max_segment_seconds, args.vad))
     return _write_results(args, "transcribe", list(find_inputs(args.audio)),
                           lambda inputs: recognizer.transcribe(inputs, batch_size=args.batch_size), formats)
 
@@ -293,7 +293,7 @@ def _add_score(commands) -> None:
 def _add_transcribe(commands) -> None:
     """`asr transcribe`: audio files in, transcripts out."""
     from .decoding import BeamOptions
-    from .longform import FULL_ATTENTION_CONTEXT_SECONDS, ChunkOptions, SegmentOptions
+    from .longform import FULL_ATTENTION_CONTEXT_SECONDS, VADS, ChunkOptions, SegmentOptions
 
     command = commands.add_parser(
         "transcribe", help="transcribe audio files with a trained model directory",
@@ -346,6 +346,8 @@ def _add_transcribe(commands) -> None:
                       help=f"a pause this long ends a segment (default {segments.pause_seconds:g} s)")
     long.add_argument("--max-segment-seconds", type=float, default=segments.max_segment_seconds,
                       help=f"longer segments are cut at their longest pause (default {segments.max_segment_seconds:g} s)")
+    long.add_argument("--vad", choices=VADS, help="find pauses with this voice activity detector instead of the "
+                      "model's blank frames (silero: pip install 'asr[vad]'; 8 and 16 kHz models)")
     command.set_defaults(run=_cmd_transcribe)
 
 

@@ -14,7 +14,7 @@ import ctypes
 import ctypes.util
 import functools
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import torch
 
@@ -43,19 +43,26 @@ class ChunkOptions:
                              f"{self.context_seconds}")
 
 
+VADS = ("silero",)  # voice activity detectors `SegmentOptions.vad` may name (asr.vad)
+
+
 @dataclass
 class SegmentOptions:
     """Where the emission stream is cut for decoding (WeNet's endpoint rules): a pause (a run of
     frames whose best token is blank) of `pause_seconds` after speech ends a segment, and a
-    segment reaching `max_segment_seconds` is cut in the middle of its longest pause."""
+    segment reaching `max_segment_seconds` is cut in the middle of its longest pause. With
+    `vad` (one of `VADS`, the `vad` extra) a pause is a stretch that VAD marks as no speech."""
 
     pause_seconds: float = 0.8
     max_segment_seconds: float = 30.0
+    vad: str | None = None
 
     def __post_init__(self):
         if self.pause_seconds <= 0 or self.max_segment_seconds <= self.pause_seconds:
             raise ValueError(f"need 0 < pause_seconds < max_segment_seconds, got {self.pause_seconds} and "
                              f"{self.max_segment_seconds}")
+        if self.vad is not None and self.vad not in VADS:
+            raise ValueError(f"unknown VAD {self.vad!r}; choose from {', '.join(VADS)}")
 
 
 @dataclass
@@ -211,12 +218,15 @@ class Segmenter:
     than a segment, stretches with no speech (every frame's best token blank) are dropped.
     A stream shorter than `max_segment_seconds` without a long pause is one segment: a short
     file is searched whole, as it would be on its own. `blank` is the label whose runs are
-    pauses; with None (a model without one) segments are cut at the maximum length only."""
+    pauses; with None (a model without one) segments are cut at the maximum length only.
+    `pauses(first, count)`, when given, says instead which frames are pauses (a VAD's marks,
+    `asr.vad.SpeechTrack`)."""
 
-    def __init__(self, options: SegmentOptions, frame_seconds: float, blank: int | None = 0):
+    def __init__(self, options: SegmentOptions, frame_seconds: float, blank: int | None = 0,
+                 pauses: Callable[[int, int], torch.Tensor] | None = None):
         self.pause = max(1, round(options.pause_seconds / frame_seconds))
         self.longest = max(self.pause + 1, round(options.max_segment_seconds / frame_seconds))
-        self.blank = blank
+        self.blank, self.pauses = blank, pauses
         self.buffer: torch.Tensor | None = None
         self.first = 0  # file frame of buffer[0]
         self.cut_before = False  # whether a segment was cut off or silence dropped already
@@ -238,7 +248,10 @@ class Segmenter:
         return [(self.first, buffer)]
 
     def _is_blank(self, emissions: torch.Tensor) -> torch.Tensor:
-        """Whether each frame's best label is the pause label."""
+        """Whether each frame of `emissions` (file frames from `first` on) is a pause: its best
+        label is the pause label, or the `pauses` marks say so."""
+        if self.pauses is not None:
+            return self.pauses(self.first, len(emissions)).to(emissions.device)
         if self.blank is None:
             return torch.zeros(len(emissions), dtype=torch.bool, device=emissions.device)
         return emissions.argmax(-1) == self.blank

@@ -14,6 +14,7 @@ import dataclasses
 import json
 import logging
 from collections import deque
+from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
@@ -37,6 +38,7 @@ from .longform import (
 from .model_dir import ModelDir
 from .plots import plot_alignment
 from .subtitles import SubtitleOptions, make_cues, to_srt, to_vtt
+from .vad import SpeechTrack, load_vad
 
 log = logging.getLogger("asr.transcribe")
 
@@ -155,6 +157,8 @@ class Recognizer:
         self.context = context_frames(self.model, step, self.chunk_options)
         encode_segments = self.chunk_options.encode_segments
         self.encode_segments = not self.model.config.attention_window if encode_segments is None else encode_segments
+        vad = self.segment_options.vad
+        self.vad = None if vad is None else load_vad(vad)
 
     def transcribe(self, inputs: Iterable[tuple[str, str]], batch_size: int = 8) -> Iterator[Transcript]:
         """Transcripts in input order, each as soon as it and those before it are done; encoder
@@ -268,15 +272,19 @@ class Recognizer:
         short, empty, unreadable: `error` set) is `encoded` at once; a read error mid-file
         sets `error` and ends its windows."""
         for utterance_id, path in inputs:
-            file = _File(Transcript(utterance_id, path), Segmenter(self.segment_options, self.saved.frame_seconds,
-                                                                  self.saved.graph.topology.silence),
-                         chunks=[] if keep else None, tape=FeatureTape(self.model) if tape else None)
+            speech = None if self.vad is None else SpeechTrack(self.vad, self.saved.sample_rate)
+            pauses = None if speech is None else partial(speech.pauses, frame_seconds=self.saved.frame_seconds)
+            segmenter = Segmenter(self.segment_options, self.saved.frame_seconds, self.saved.graph.topology.silence,
+                                  pauses)
+            file = _File(Transcript(utterance_id, path), segmenter, chunks=[] if keep else None,
+                         tape=FeatureTape(self.model) if tape else None)
             files.append(file)
             any_window = False
             try:
                 stream = stream_audio(path, self.saved.sample_rate)
                 file.transcript.duration = stream.duration
-                features = self.saved.featurizer.stream(stream.blocks)
+                blocks = stream.blocks if speech is None else speech.follow(stream.blocks)
+                features = self.saved.featurizer.stream(blocks)
                 if file.tape is not None:
                     features = file.tape.record(features)
                 for window in feature_windows(features, self.model, self.chunk, self.context, file):
