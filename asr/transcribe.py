@@ -18,8 +18,10 @@ from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
 
+import numpy as np
 import torch
 
+from .anchoring import TranscriptSplit, split_transcript
 from .audio import AudioError, EmptyAudioError, stream_audio
 from .data import read_manifest
 from .decoding import Decoder, ForcedAligner, Hypothesis
@@ -44,6 +46,7 @@ log = logging.getLogger("asr.transcribe")
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".mp3", ".ogg", ".opus", ".m4a")
 FORMATS = ("txt", "json", "ctm", "srt", "vtt")
+SETTLED_WORDS = 8  # a segment border with more unanchored words around it keeps its interpolated place
 
 
 @dataclasses.dataclass
@@ -131,7 +134,7 @@ class _File:
     segmenter: Segmenter | None = None
     encoded: bool = False
     pending: int = 0
-    chunks: list[torch.Tensor] | None = None  # its emissions, when they are kept whole (alignment)
+    kept: list[tuple[int, torch.Tensor]] | None = None  # (first frame, emissions) of each segment, to align
     tape: FeatureTape | None = None  # its recent features, when segments are encoded again alone
 
     @property
@@ -163,9 +166,13 @@ class Recognizer:
     def transcribe(self, inputs: Iterable[tuple[str, str]], batch_size: int = 8) -> Iterator[Transcript]:
         """Transcripts in input order, each as soon as it and those before it are done; encoder
         windows and segments go `batch_size` at a time."""
+        return (file.transcript for file in self._files(inputs, batch_size))
+
+    def _files(self, inputs: Iterable[tuple[str, str]], batch_size: int, keep: bool = False) -> Iterator[_File]:
+        """The files decoded, in input order (`keep`: each with its segments' emissions)."""
         files: deque[_File] = deque()
         queue: list[tuple[_File, int, torch.Tensor]] = []  # segments waiting for the search
-        for window, emissions, error in self._encoded(inputs, files, batch_size, tape=self.encode_segments):
+        for window, emissions, error in self._encoded(inputs, files, batch_size, keep, tape=self.encode_segments):
             file = window.owner
             if error:
                 file.transcript.error = error
@@ -181,10 +188,10 @@ class Recognizer:
                 self._decode(queue[:batch_size])
                 queue = queue[batch_size:]
                 release_freed_memory()
-            yield from (f.transcript for f in _finished(files))
+            yield from _finished(files)
         for start in range(0, len(queue), batch_size):
             self._decode(queue[start:start + batch_size])
-        yield from (f.transcript for f in _finished(files))
+        yield from _finished(files)
 
     def texts(self, inputs: Iterable[tuple[str, str]], batch_size: int = 16) -> dict[str, str]:
         """Utterance id -> transcript text of every file decoded; a file that fails is logged
@@ -201,33 +208,73 @@ class Recognizer:
               plot_dir: str | Path | None = None) -> Iterator[Transcript]:
         """Each file aligned with `texts[utterance id]` (its words; a word without a spelling
         becomes `<unk>` with a warning when the lexicon has `<unk>`, else the file fails, as
-        does a transcript that cannot fit the audio); `plot_dir` receives ID.png per file."""
-        batch: list[_File] = []
-        for file in self._whole_files(inputs, batch_size):
-            batch.append(file)
-            if len(batch) == batch_size:
-                yield from self._align(batch, texts, plot_dir)
-                batch = []
-        yield from self._align(batch, texts, plot_dir)
+        does a transcript that cannot fit the audio); `plot_dir` receives ID.png per file
+        (ID-K.png per segment K of a file cut into several).
 
-    def _align(self, batch: list[_File], texts: Mapping[str, Sequence[str]],
-               plot_dir: str | Path | None) -> Iterator[Transcript]:
-        chosen = [(f.transcript, torch.cat(f.chunks), words) for f in batch
-                  if f.chunks and not f.transcript.error and (words := self._words_to_align(f.transcript, texts))]
-        if chosen:
-            lengths = torch.tensor([len(e) for _, e, _ in chosen])
-            padded = torch.nn.utils.rnn.pad_sequence([e for _, e, _ in chosen], batch_first=True)
-            hypotheses = ForcedAligner([w for _, _, w in chosen], self.saved.graph.spell,
-                                       self.saved.graph.topology)(padded, lengths)
-            for (transcript, emissions, words), hypothesis in zip(chosen, hypotheses):
+        A file is decoded in segments first, as `transcribe` does; the words recognized anchor
+        the transcript to the segments (`asr.anchoring.split_transcript`), and each segment is
+        aligned with its share of it, so the alignment lattice is a segment's, not the file's
+        (the file's emissions are kept until it is aligned)."""
+        for file in self._files(inputs, batch_size, keep=True):
+            if not file.transcript.error and (words := self._words_to_align(file.transcript, texts)) is not None:
+                self._align(file, words, batch_size, plot_dir)
+            yield file.transcript
+
+    def _align(self, file: _File, words: list[str], batch_size: int, plot_dir: str | Path | None) -> None:
+        """Replace the file's recognized words with `words` aligned segment by segment."""
+        transcript = file.transcript
+        recognized = [transcript.words[s.first:s.first + s.count] for s in transcript.segments]
+        if len(file.kept) == 1 or not words:
+            parts = [words] + [[] for _ in file.kept[1:]]
+        elif (split := split_transcript(words, recognized)) is None:
+            transcript.error = "nothing was recognized in it to anchor the transcript to"
+            return
+        else:
+            cuts = self._settle_borders(split, [e for _, e in file.kept], words, batch_size)
+            parts = [words[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+        transcript.words, transcript.starts, transcript.ends, transcript.tokens = [], [], [], []
+        transcript.segments = []
+        chosen = [(first, emissions, part) for (first, emissions), part in zip(file.kept, parts) if part]
+        for start in range(0, len(chosen), batch_size):
+            batch = chosen[start:start + batch_size]
+            hypotheses = self._force_align([(e, part) for _, e, part in batch])
+            for (first, emissions, part), hypothesis in zip(batch, hypotheses):
                 if not hypothesis.found:
-                    transcript.error = f"the transcript ({len(words)} words) does not fit the audio"
-                    continue
-                self._append(transcript, hypothesis, 0)
+                    where = f" ({len(chosen)} segments; the one at {first * self.saved.frame_seconds:.1f} s)"
+                    transcript.error = (f"the transcript ({len(words)} words) does not fit the audio"
+                                        f"{where if len(chosen) > 1 else ''}")
+                    return
+                transcript.segments.append(Segment(len(transcript.words), len(part), []))
+                self._append(transcript, hypothesis, first)
                 if plot_dir:
-                    plot_alignment(Path(plot_dir) / f"{transcript.id}.png", emissions, hypothesis, self.saved.tokens,
-                                   transcript, self.saved.frame_seconds)
-        yield from (file.transcript for file in batch)
+                    name = transcript.id if len(chosen) == 1 else f"{transcript.id}-{len(transcript.segments) - 1}"
+                    plot_alignment(Path(plot_dir) / f"{name}.png", emissions, hypothesis, self.saved.tokens,
+                                   _segment_view(transcript, first * self.saved.frame_seconds),
+                                   self.saved.frame_seconds)
+
+    def _settle_borders(self, split: TranscriptSplit, emissions: list[torch.Tensor], words: list[str],
+                        batch_size: int) -> np.ndarray:
+        """The split's cuts, each border that words missed by the recognizer leave free (at most
+        `SETTLED_WORDS` of them) moved to where the two segments beside it align best."""
+        cuts = split.cuts.copy()
+        for k in range(1, len(emissions)):
+            low, high = max(split.lowest[k], cuts[k - 1]), min(split.highest[k], cuts[k + 1])
+            if not 0 < high - low <= SETTLED_WORDS:
+                continue
+            candidates = np.arange(low, high + 1)
+            units = ([(emissions[k - 1], words[cuts[k - 1]:c]) for c in candidates]
+                     + [(emissions[k], words[c:cuts[k + 1]]) for c in candidates])
+            scores = torch.tensor([h.score for start in range(0, len(units), batch_size)
+                                   for h in self._force_align(units[start:start + batch_size])])
+            cuts[k] = candidates[int(torch.argmax(scores[:len(candidates)] + scores[len(candidates):]))]
+        return cuts
+
+    def _force_align(self, units: list[tuple[torch.Tensor, list[str]]]) -> list[Hypothesis]:
+        """Each (emissions, words) aligned; one batch."""
+        lengths = torch.tensor([len(e) for e, _ in units])
+        padded = torch.nn.utils.rnn.pad_sequence([e for e, _ in units], batch_first=True)
+        return ForcedAligner([part for _, part in units], self.saved.graph.spell,
+                             self.saved.graph.topology)(padded, lengths)
 
     def _words_to_align(self, transcript: Transcript, texts: Mapping[str, Sequence[str]]) -> list[str] | None:
         """The transcript's words as the lexicon spells them, or None (and `error` set)."""
@@ -247,23 +294,10 @@ class Recognizer:
                 return None
         return words
 
-    def _whole_files(self, inputs: Iterable[tuple[str, str]], batch_size: int) -> Iterator[_File]:
-        """Files in input order with all their emission chunks (`_File.chunks`)."""
-        files: deque[_File] = deque()
-        for window, emissions, error in self._encoded(inputs, files, batch_size, keep=True):
-            file = window.owner
-            if error:
-                file.transcript.error = error
-            elif not file.transcript.error:
-                file.chunks.append(emissions)
-            file.encoded = file.encoded or window.last
-            yield from _finished(files)
-        yield from _finished(files)
-
     def _encoded(self, inputs: Iterable[tuple[str, str]], files: deque[_File], batch_size: int, keep: bool = False,
                  tape: bool = False) -> Iterator[tuple[Window, torch.Tensor | None, str | None]]:
         """`encode_windows` over every file's windows; each file opened is appended to `files`
-        (`keep`: with a list for its emissions; `tape`: recording its features)."""
+        (`keep`: with a list for its segments' emissions; `tape`: recording its features)."""
         return encode_windows(self.model, self._windows(inputs, files, keep, tape), batch_size, self.device)
 
     def _windows(self, inputs: Iterable[tuple[str, str]], files: deque[_File], keep: bool, tape: bool
@@ -276,7 +310,7 @@ class Recognizer:
             pauses = None if speech is None else partial(speech.pauses, frame_seconds=self.saved.frame_seconds)
             segmenter = Segmenter(self.segment_options, self.saved.frame_seconds, self.saved.graph.topology.silence,
                                   pauses)
-            file = _File(Transcript(utterance_id, path), segmenter, chunks=[] if keep else None,
+            file = _File(Transcript(utterance_id, path), segmenter, kept=[] if keep else None,
                          tape=FeatureTape(self.model) if tape else None)
             files.append(file)
             any_window = False
@@ -318,9 +352,11 @@ class Recognizer:
                 return
             hypotheses = [None]
             segments[0][0].transcript.error = segments[0][0].transcript.error or f"decoding failed: {error}"
-        for (file, first, _), hypothesis in zip(segments, hypotheses):
+        for (file, first, emissions), hypothesis in zip(segments, hypotheses):
             file.pending -= 1
             if hypothesis is not None and not file.transcript.error:
+                if file.kept is not None:
+                    file.kept.append((first, emissions))
                 start = len(file.transcript.words)
                 self._append(file.transcript, hypothesis, first)
                 file.transcript.segments.append(Segment(start, len(hypothesis.words), [
@@ -355,6 +391,17 @@ class Recognizer:
         transcript.ends += [seconds(b, last=True) for _, b in hypothesis.spans]
         transcript.tokens += [TokenSpan(tokens[token], seconds(a), seconds(b, last=True))
                               for token, a, b in hypothesis.tokens]
+
+
+def _segment_view(transcript: Transcript, offset: float) -> Transcript:
+    """The transcript's last segment alone, its times from `offset` seconds on (for a plot)."""
+    segment = transcript.segments[-1]
+    words = slice(segment.first, segment.first + segment.count)
+    view = Transcript(f"{transcript.id} from {offset:.1f} s" if offset else transcript.id, transcript.audio)
+    view.words = transcript.words[words]
+    view.starts = [t - offset for t in transcript.starts[words]]
+    view.ends = [t - offset for t in transcript.ends[words]]
+    return view
 
 
 def _finished(files: deque[_File]) -> Iterator[_File]:
