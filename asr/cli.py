@@ -201,11 +201,15 @@ def _cmd_compile_graph(args) -> int:
 
 
 def _cmd_train(args) -> int:
+    from .train import cleanup, init_distributed, rank_device
     from .training import train_from_manifests, training_from_config
 
+    context = init_distributed()  # under torchrun: this process's rank; otherwise a single process
     # Progress bars alone would hide what users of a long run look for: each epoch's validation
-    # loss and WER, the checkpoints written, and the data and model sizes.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    # loss and WER, the checkpoints written, and the data and model sizes (rank 0's; the other
+    # ranks say only what goes wrong).
+    logging.basicConfig(level=logging.INFO if context.is_main else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s")
     try:
         changes = json.loads(Path(args.config).read_text()) if args.config else {}
     except json.JSONDecodeError as error:
@@ -219,8 +223,13 @@ def _cmd_train(args) -> int:
     if args.loss is not None:
         changes["loss"] = args.loss
     config = training_from_config(changes, args.config or "config")  # checked whole before anything runs
-    folder = train_from_manifests(args.train, args.valid, args.exp_dir, config, args.lexicon, args.device, args.seed)
-    print(f"asr train: model directory {folder} (try: asr transcribe {folder} AUDIO)", file=sys.stderr)
+    try:
+        folder = train_from_manifests(args.train, args.valid, args.exp_dir, config, args.lexicon,
+                                      rank_device(args.device, context), args.seed)
+    finally:
+        cleanup()
+    if context.is_main:
+        print(f"asr train: model directory {folder} (try: asr transcribe {folder} AUDIO)", file=sys.stderr)
     return 0
 
 
@@ -432,7 +441,9 @@ def _add_train(commands) -> None:
                          "**options) returns a torch module called as loss(log_probs, targets, input_lengths, "
                          "target_lengths) (see examples/custom_graph_loss.py); options go in --config's \"loss\"")
     command.add_argument("--lm-order", type=int, help="n-gram order of the graph's LM (default: the config's, 3)")
-    command.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 (for several GPUs use torchrun)")
+    command.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1. Data-parallel on several GPUs or "
+                         "processes: torchrun --nproc_per_node N -m asr.cli train ... (--device cuda: each rank "
+                         "its own GPU; on CPUs gloo); rank 0 writes the files, the batch is shared out")
     command.add_argument("--seed", type=int, default=0)
     command.set_defaults(run=_cmd_train)
 

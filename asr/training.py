@@ -32,7 +32,7 @@ from .model import EncoderConfig, TransformerEncoder
 from .model_dir import Featurizer, ModelDir, save_model_dir
 from .scoring import score
 from .tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon
-from .train import Trainer, TrainerConfig
+from .train import Trainer, TrainerConfig, barrier, current_context
 from .transcribe import Recognizer
 
 log = logging.getLogger("asr.training")
@@ -58,12 +58,18 @@ def fit_cmvn(utterances: Sequence[Utterance], sample_rate: int, fbank: Fbank) ->
 def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokenizer, max_seconds: float,
            shuffle: bool, seed: int, cache: bool = False, band_limits: Sequence[int] = (), band_limit_p: float = 0.0
            ) -> tuple[torch.utils.data.DataLoader, BucketBatchSampler]:
-    """Duration-bucketed batches of at most `max_seconds` of audio; `cache` keeps features in
+    """Duration-bucketed batches of at most `max_seconds` of audio in all ranks together (under
+    torchrun each rank takes its share of every global batch: batches of `max_seconds` /
+    world size, or the longest utterance, dealt out in turn); `cache` keeps features in
     memory; `band_limits`/`band_limit_p` band-limit some reads (`SpeechDataset`)."""
     dataset = SpeechDataset(list(utterances), partial(load_audio, sample_rate=sample_rate), featurize,
                             tokenizer.encode, cache=cache, band_limits=band_limits, band_limit_p=band_limit_p,
                             target_graph=tokenizer.target_graph)
-    sampler = BucketBatchSampler([u.duration for u in utterances], max_seconds, shuffle=shuffle, seed=seed)
+    context = current_context()
+    durations = [u.duration for u in utterances]
+    per_rank = max(max_seconds / context.world_size, max(durations, default=0.0))
+    sampler = BucketBatchSampler(durations, per_rank, shuffle=shuffle, seed=seed, rank=context.rank,
+                                 world_size=context.world_size)
     return torch.utils.data.DataLoader(dataset, batch_sampler=sampler, collate_fn=collate), sampler
 
 
@@ -216,17 +222,24 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     words with it: the model directory exp_dir/model (decoding with `config.lm_scale`, or the
     best of `config.lm_scales` on `valid`, by default), whose path is returned. The config goes to exp_dir/config.json first, the
     training seconds to exp_dir/train_seconds. Phone tokens need `lexicon` (WORD PHONE ...
-    lines). Rerunning it resumes training."""
+    lines). Rerunning it resumes training. Under torchrun every rank trains its share of
+    each batch and rank 0 alone writes files (the others return when training ends)."""
     if (config.tokens == "phone") != (lexicon is not None):
         raise ValueError("phone tokens need a lexicon, and a lexicon makes the tokens phones")
     exp = Path(exp_dir)
-    config.save(exp)
     texts = [u.text for u in train]
     fbank = config.fbank()
-    tokenizer = _make_tokenizer(config.tokens, lexicon, texts, exp / "lang")
-    featurizer = Featurizer(fbank, fit_cmvn(train, config.sample_rate, fbank))
-    featurizer.cmvn.save(exp / "cmvn.json")
+    main = current_context().is_main
+    if main:  # under torchrun rank 0 alone writes; the other ranks read what it wrote
+        config.save(exp)
+        _write_tokenizer(config.tokens, lexicon, texts, exp / "lang")
+        fit_cmvn(train, config.sample_rate, fbank).save(exp / "cmvn.json")
+    barrier()
+    tokenizer = Tokenizer.load(exp / "lang")
+    featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
     model, seconds, topology = config.run(train, valid, featurizer, tokenizer, exp, seed, device)
+    if not main:
+        return exp / "model"  # rank 0 goes on to the LM, the graph and the model directory
     write_atomic(exp / "train_seconds", f"{seconds}\n")
     lm = estimate_kneser_ney((text.split() for text in texts), config.lm_order)
     write_arpa(lm, exp / "lm.arpa")
@@ -260,12 +273,11 @@ def train_from_manifests(train_manifest: str | Path, valid_manifest: str | Path,
                             device, seed)
 
 
-def _make_tokenizer(tokens: str, lexicon, texts: list[str], directory: Path) -> Tokenizer:
+def _write_tokenizer(tokens: str, lexicon, texts: list[str], directory: Path) -> None:
+    """The tokenizer `tokens` names, made from the lexicon or the training texts, saved in `directory`."""
     if tokens == "phone":
-        tokenizer = PhoneTokenizer(read_lexicon(lexicon))
+        PhoneTokenizer(read_lexicon(lexicon)).save(directory)
     elif tokens == "char":
-        tokenizer = CharTokenizer.build(texts)
+        CharTokenizer.build(texts).save(directory)
     else:
-        return BPETokenizer.train(texts, int(tokens[4:]), directory)
-    tokenizer.save(directory)
-    return tokenizer
+        BPETokenizer.train(texts, int(tokens[4:]), directory)

@@ -92,6 +92,17 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return gathered
 
 
+def barrier() -> None:
+    """Waits for every rank (nothing to wait for in a single process)."""
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
+def rank_device(device: str, context: DistributedContext) -> str:
+    """`device` for this rank: plain "cuda" under torchrun is this local rank's GPU."""
+    return f"cuda:{context.local_rank}" if device == "cuda" and context.world_size > 1 else device
+
+
 def cleanup() -> None:
     """Leaves the process group (call at the end of a torchrun script)."""
     if dist.is_available() and dist.is_initialized():

@@ -427,7 +427,8 @@ class Trainer:
 
     def _average_last_epochs(self) -> dict[str, float]:
         """Loads the average of the last `average_last` epochs' weights into the model (every
-        rank reads the same files); returns its validation metrics."""
+        rank reads the same files, once rank 0 has written them); returns its validation metrics."""
+        distributed.barrier()
         last = self.config.epochs
         epochs = list(range(max(1, last - self.config.average_last + 1), last + 1))
         saved = self._epoch_checkpoints()
