@@ -9,6 +9,7 @@ a closed-vocabulary task is a `WordRecipe`, an open-vocabulary corpus a `CorpusR
 from __future__ import annotations
 
 import argparse
+import atexit
 import dataclasses
 import json
 import logging
@@ -30,6 +31,7 @@ from .lang import build_hlg
 from .model_dir import Featurizer, ModelDir, load_model_dir, save_model_dir
 from .scoring import score
 from .tokenizer import PhoneTokenizer, Tokenizer
+from .train import barrier, cleanup, init_distributed, rank_device
 from .training import RecognizerConfig, TrainingConfig, fit_cmvn, train_recognizer
 from .transcribe import Recognizer
 
@@ -51,17 +53,24 @@ def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None 
     if tokens is not None:
         parser.add_argument("--tokens", default=tokens, help=f"phone (the corpus lexicon), char or bpe:N (default {tokens})")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    context = init_distributed()  # under torchrun: training is data-parallel, rank 0 runs the other stages
+    atexit.register(cleanup)
+    args.main, args.device = context.is_main, rank_device(args.device, context)
+    logging.basicConfig(level=logging.INFO if args.main else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s")
     Path(args.exp_dir).mkdir(parents=True, exist_ok=True)
     return args
 
 
-def stage(args, number: int, name: str) -> bool:
-    """Whether stage `number` is selected; logs it when it is."""
+def stage(args, number: int, name: str, every_rank: bool = False) -> bool:
+    """Whether this process runs stage `number`: it is selected, and this is rank 0 or the stage
+    runs on `every_rank` (training, which first waits for rank 0's earlier stages); logs it."""
     selected = args.stage <= number <= args.stop_stage
-    if selected:
+    if selected and every_rank:
+        barrier()
+    if selected and args.main:
         log.info("stage %d: %s", number, name)
-    return selected
+    return selected and (every_rank or args.main)
 
 
 def write_manifests(exp_dir: str | Path, splits: dict[str, list[Utterance]]) -> None:
@@ -103,19 +112,22 @@ class WordRecipe:
             write_manifests(exp, splits)
             fit_cmvn(splits["train"], self.training.sample_rate, fbank).save(exp / "cmvn.json")
             PhoneTokenizer(self.pronunciations, phones=self.tokens()).save(exp / "lang")
-        test = read_manifest(exp / "test.jsonl") if any(args.stage <= n <= args.stop_stage for n in (2, 3)) else []
-        if stage(args, 2, "train"):
+        if stage(args, 2, "train", every_rank=True):
+            test = read_manifest(exp / "test.jsonl")
             tokenizer = Tokenizer.load(exp / "lang")
             featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
             training = self.training.with_options(args.epochs, args.loss)
-            training.save(exp)
+            if args.main:
+                training.save(exp)
             model, seconds, topology = training.run(read_manifest(exp / "train.jsonl"), test, featurizer, tokenizer, exp,
                                           args.seed, args.device)
+        if stage(args, 2, "model directory"):
             lexicon = {word: self.pronunciations[word] for word in self.words}  # word i is the grammar's label i
             graph = build_hlg(tokenizer.tokens, lexicon, grammar=self.grammar(), optimize=False, topology=topology)
             save_model_dir(exp / "model", model, tokenizer, featurizer, graph)
             write_atomic(exp / "train_seconds", f"{seconds}\n")
         if stage(args, 3, "decode and score"):
+            test = read_manifest(exp / "test.jsonl")
             results = evaluate(load_model_dir(exp / "model"), "test", test, args.device, exp)
             summary = {"test_set": f"{self.name} test ({len(test)} files)", **results,
                        "train_seconds": round(float((exp / "train_seconds").read_text()), 1)}
@@ -211,7 +223,7 @@ class CorpusRecipe:
             for stale in set(exp.glob("*.jsonl")) - {exp / f"{name}.jsonl" for name in splits}:
                 stale.unlink()  # e.g. a test manifest from a data dir that had the test set
             write_manifests(exp, splits)
-        if stage(args, 2, "train"):
+        if stage(args, 2, "train", every_rank=True):
             config = dataclasses.replace(self.training.with_options(args.epochs, args.loss), tokens=args.tokens)
             train_recognizer(read_manifest(exp / "train.jsonl"), read_manifest(exp / "dev.jsonl"), exp, config,
                              lexicon(data_dir) if args.tokens == "phone" else None, args.device, args.seed)
