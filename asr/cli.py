@@ -35,19 +35,36 @@ def _cmd_score(args) -> int:
     return 0
 
 
-def _cmd_transcribe(args) -> int:
+def _recognizer(args):
+    """The `Recognizer` that `asr transcribe`'s options describe (module level: --jobs workers
+    make theirs with it)."""
     from .longform import ChunkOptions, SegmentOptions
     from .model_dir import load_model_dir
-    from .transcribe import Recognizer, find_inputs
+    from .transcribe import Recognizer
 
-    formats = _formats(args)
     saved = load_model_dir(args.model)
     decoder = saved.decoder(_graph_from_flags(args, saved.tokens, saved.graph.topology), beam_options(args, saved.decoding),
                             args.prefix_beam, args.greedy)
-    recognizer = Recognizer(saved, decoder, args.device, ChunkOptions(args.chunk_seconds, args.context_seconds),
-                            SegmentOptions(args.pause_seconds, args.max_segment_seconds, args.vad))
-    return _write_results(args, "transcribe", list(find_inputs(args.audio)),
-                          lambda inputs: recognizer.transcribe(inputs, batch_size=args.batch_size), formats)
+    return Recognizer(saved, decoder, args.device, ChunkOptions(args.chunk_seconds, args.context_seconds),
+                      SegmentOptions(args.pause_seconds, args.max_segment_seconds, args.vad))
+
+
+def _cmd_transcribe(args) -> int:
+    from functools import partial
+
+    from .transcribe import find_inputs
+    from .workers import transcribe_in_workers
+
+    formats = _formats(args)
+    if args.jobs > 1:
+        def run(inputs):
+            return transcribe_in_workers(partial(_recognizer, args), inputs, args.jobs, args.batch_size)
+    else:
+        recognizer = _recognizer(args)
+
+        def run(inputs):
+            return recognizer.transcribe(inputs, batch_size=args.batch_size)
+    return _write_results(args, "transcribe", list(find_inputs(args.audio)), run, formats)
 
 
 def _cmd_align(args) -> int:
@@ -355,6 +372,8 @@ def _add_transcribe(commands) -> None:
                       help=f"a pause this long ends a segment (default {segments.pause_seconds:g} s)")
     long.add_argument("--max-segment-seconds", type=float, default=segments.max_segment_seconds,
                       help=f"longer segments are cut at their longest pause (default {segments.max_segment_seconds:g} s)")
+    command.add_argument("--jobs", type=int, default=1, help="decode in this many worker processes, each with its "
+                         "share of the CPU threads; outputs are the same, in input order (default 1)")
     long.add_argument("--vad", choices=VADS, help="find pauses with this voice activity detector instead of the "
                       "model's blank frames (silero: pip install 'asr[vad]'; 8 and 16 kHz models)")
     command.set_defaults(run=_cmd_transcribe)

@@ -74,3 +74,14 @@ def test_partial_results_of_the_file_being_written_are_dropped(tmp_path):
     assert [json.loads(line)["id"] for line in (tmp_path / LEDGER).read_text().splitlines()] == ["a", "b", "c"]
     with pytest.raises(ValueError, match="other formats"):
         OutputDir(tmp_path, ["txt"], render)
+
+
+def test_two_worker_processes_write_what_one_process_writes(model_dir, tmp_path):
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i in range(200):
+        noise_wav(audio / f"f{i:03d}.wav", 1.0 + (i % 5) * 0.5, i)
+    arguments = ["transcribe", str(model_dir), str(audio), "-f", FORMATS, "--batch-size", "4"]
+    assert cli.main([*arguments, "-o", str(tmp_path / "one")]) == 0
+    assert cli.main([*arguments, "-o", str(tmp_path / "two"), "--jobs", "2"]) == 0
+    assert outputs(tmp_path / "two") == outputs(tmp_path / "one") and len(outputs(tmp_path / "one")) == 203
