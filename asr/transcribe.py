@@ -215,42 +215,58 @@ class Recognizer:
         the transcript to the segments (`asr.anchoring.split_transcript`), and each segment is
         aligned with its share of it, so the alignment lattice is a segment's, not the file's
         (the file's emissions are kept until it is aligned)."""
+        files: list[_File] = []
         for file in self._files(inputs, batch_size, keep=True):
-            if not file.transcript.error and (words := self._words_to_align(file.transcript, texts)) is not None:
-                self._align(file, words, batch_size, plot_dir)
-            yield file.transcript
+            files.append(file)
+            if len(files) == batch_size:
+                yield from self._align(files, texts, batch_size, plot_dir)
+                files = []
+        yield from self._align(files, texts, batch_size, plot_dir)
 
-    def _align(self, file: _File, words: list[str], batch_size: int, plot_dir: str | Path | None) -> None:
-        """Replace the file's recognized words with `words` aligned segment by segment."""
-        transcript = file.transcript
-        recognized = [transcript.words[s.first:s.first + s.count] for s in transcript.segments]
+    def _align(self, files: list[_File], texts: Mapping[str, Sequence[str]], batch_size: int,
+               plot_dir: str | Path | None) -> Iterator[Transcript]:
+        """The files' recognized words replaced with their transcripts aligned segment by
+        segment; the segments of all the files are aligned `batch_size` at a time."""
+        units = []  # (file, first frame, emissions, words) of every segment to align
+        for file in files:
+            if not file.transcript.error and (words := self._words_to_align(file.transcript, texts)) is not None:
+                parts = self._shares(file, words, batch_size)
+                if parts is not None:
+                    units += [(file, first, emissions, part) for (first, emissions), part in zip(file.kept, parts)
+                              if part]
+                    file.transcript.words, file.transcript.starts, file.transcript.ends = [], [], []
+                    file.transcript.tokens, file.transcript.segments = [], []
+        hypotheses = [h for start in range(0, len(units), batch_size)
+                      for h in self._force_align([(e, part) for _, _, e, part in units[start:start + batch_size]])]
+        counts = {id(file): sum(unit[0] is file for unit in units) for file in files}
+        for (file, first, emissions, part), hypothesis in zip(units, hypotheses):
+            transcript = file.transcript
+            if transcript.error:
+                continue
+            if not hypothesis.found:
+                where = f" (the segment at {first * self.saved.frame_seconds:.1f} s)" if counts[id(file)] > 1 else ""
+                transcript.error = f"the transcript does not fit the audio{where}"
+                continue
+            transcript.segments.append(Segment(len(transcript.words), len(part), []))
+            self._append(transcript, hypothesis, first)
+            if plot_dir:
+                name = transcript.id if counts[id(file)] == 1 else f"{transcript.id}-{len(transcript.segments) - 1}"
+                plot_alignment(Path(plot_dir) / f"{name}.png", emissions, hypothesis, self.saved.tokens,
+                               _segment_view(transcript, first * self.saved.frame_seconds), self.saved.frame_seconds)
+        yield from (file.transcript for file in files)
+
+    def _shares(self, file: _File, words: list[str], batch_size: int) -> list[list[str]] | None:
+        """The words of the transcript each of the file's segments holds (None, and the file's
+        error set, when nothing recognized anchors them)."""
         if len(file.kept) == 1 or not words:
-            parts = [words] + [[] for _ in file.kept[1:]]
-        elif (split := split_transcript(words, recognized)) is None:
-            transcript.error = "nothing was recognized in it to anchor the transcript to"
-            return
-        else:
-            cuts = self._settle_borders(split, [e for _, e in file.kept], words, batch_size)
-            parts = [words[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
-        transcript.words, transcript.starts, transcript.ends, transcript.tokens = [], [], [], []
-        transcript.segments = []
-        chosen = [(first, emissions, part) for (first, emissions), part in zip(file.kept, parts) if part]
-        for start in range(0, len(chosen), batch_size):
-            batch = chosen[start:start + batch_size]
-            hypotheses = self._force_align([(e, part) for _, e, part in batch])
-            for (first, emissions, part), hypothesis in zip(batch, hypotheses):
-                if not hypothesis.found:
-                    where = f" ({len(chosen)} segments; the one at {first * self.saved.frame_seconds:.1f} s)"
-                    transcript.error = (f"the transcript ({len(words)} words) does not fit the audio"
-                                        f"{where if len(chosen) > 1 else ''}")
-                    return
-                transcript.segments.append(Segment(len(transcript.words), len(part), []))
-                self._append(transcript, hypothesis, first)
-                if plot_dir:
-                    name = transcript.id if len(chosen) == 1 else f"{transcript.id}-{len(transcript.segments) - 1}"
-                    plot_alignment(Path(plot_dir) / f"{name}.png", emissions, hypothesis, self.saved.tokens,
-                                   _segment_view(transcript, first * self.saved.frame_seconds),
-                                   self.saved.frame_seconds)
+            return [words] + [[] for _ in file.kept[1:]]
+        recognized = [file.transcript.words[s.first:s.first + s.count] for s in file.transcript.segments]
+        split = split_transcript(words, recognized)
+        if split is None:
+            file.transcript.error = "nothing was recognized in it to anchor the transcript to"
+            return None
+        cuts = self._settle_borders(split, [e for _, e in file.kept], words, batch_size)
+        return [words[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
 
     def _settle_borders(self, split: TranscriptSplit, emissions: list[torch.Tensor], words: list[str],
                         batch_size: int) -> np.ndarray:
