@@ -39,8 +39,9 @@ log = logging.getLogger("asr.recipe")
 
 
 def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None = None) -> argparse.Namespace:
-    """The options every recipe takes; with `tokens` (its default) also --tokens."""
-    parser = argparse.ArgumentParser(description=description)
+    """The options every recipe takes; with `tokens` (its default) also --tokens. `--help` shows
+    the first paragraph of `description` (a recipe's docstring)."""
+    parser = argparse.ArgumentParser(description=" ".join(description.split("\n\n")[0].split()))
     parser.add_argument("--data-dir", default=data_dir, help="corpus location (downloaded there if absent)")
     parser.add_argument("--exp-dir", default=exp_dir, help="where manifests, checkpoints and results go")
     parser.add_argument("--stage", type=int, default=0, help="first stage to run")

@@ -20,7 +20,7 @@ AN4 = recipe.CorpusRecipe(
 
 
 def main():
-    args = recipe.arguments(__doc__.splitlines()[0], data_dir="data/an4", exp_dir="exp/an4", tokens="phone")
+    args = recipe.arguments(__doc__, data_dir="data/an4", exp_dir="exp/an4", tokens="phone")
     AN4.run(args, an4.fetch, lambda data_dir: an4.utterances(an4.find(data_dir)),
             lambda data_dir: an4.find(data_dir) / "etc" / "an4.dic")
 

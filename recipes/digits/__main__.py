@@ -44,7 +44,7 @@ def synthesize(data_dir, seed: int):
 
 
 def main():
-    args = recipe.arguments(__doc__.splitlines()[0], data_dir="data/digits", exp_dir="exp/digits")
+    args = recipe.arguments(__doc__, data_dir="data/digits", exp_dir="exp/digits")
     if DIGITS.run(args, partial(synthesize, seed=args.seed), partial(synthesize, seed=args.seed)) is not None:
         first = read_manifest(f"{args.exp_dir}/test.jsonl")[0]
         hypotheses = dict(line.rstrip("\n").split(" ", 1) for line in open(f"{args.exp_dir}/hyp_test.txt"))

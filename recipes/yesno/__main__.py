@@ -48,7 +48,7 @@ def fetch(data_dir):
 
 
 def main():
-    args = recipe.arguments(__doc__.splitlines()[0], data_dir="data/yesno", exp_dir="exp/yesno")
+    args = recipe.arguments(__doc__, data_dir="data/yesno", exp_dir="exp/yesno")
     YESNO.run(args, fetch, lambda data_dir: yesno.utterances(yesno.find(data_dir)))
 
 
