@@ -219,7 +219,7 @@ def _cmd_compile_graph(args) -> int:
 
 def _cmd_train(args) -> int:
     from .train import cleanup, init_distributed, rank_device
-    from .training import train_from_manifests, training_from_config
+    from .training import read_settings, train_from_manifests, training_from_config
 
     context = init_distributed()  # under torchrun: this process's rank; otherwise a single process
     # Progress bars alone would hide what users of a long run look for: each epoch's validation
@@ -227,12 +227,7 @@ def _cmd_train(args) -> int:
     # ranks say only what goes wrong).
     logging.basicConfig(level=logging.INFO if context.is_main else logging.WARNING,
                         format="%(asctime)s %(name)s %(message)s")
-    try:
-        changes = json.loads(Path(args.config).read_text()) if args.config else {}
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{args.config}: not JSON ({error})") from None
-    if not isinstance(changes, dict):
-        raise ValueError(f"{args.config}: expected a JSON object of settings")
+    changes = read_settings(args.config) if args.config else {}
     flags = {"tokens": "phone" if args.lexicon else args.tokens, "lm_order": args.lm_order}
     changes.update({name: value for name, value in flags.items() if value is not None})
     if args.epochs is not None:

@@ -26,8 +26,10 @@ from graphs.io import atomic_open, write_atomic
 
 from .audio import LowSampleRateWarning, load_audio
 from .data import Utterance, read_manifest, write_manifest
+from .decoding import BeamOptions, Decoder
 from .features import GlobalCMVN
 from .lang import build_hlg
+from .lm import NgramLM, read_arpa
 from .model_dir import Featurizer, ModelDir, load_model_dir, save_model_dir
 from .scoring import score
 from .tokenizer import PhoneTokenizer, Tokenizer
@@ -38,16 +40,21 @@ from .transcribe import Recognizer
 log = logging.getLogger("asr.recipe")
 
 
-def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None = None) -> argparse.Namespace:
-    """The options every recipe takes; with `tokens` (its default) also --tokens. `--help` shows
-    the first paragraph of `description` (a recipe's docstring)."""
+def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None = None,
+              more: Callable[[argparse.ArgumentParser], None] | None = None) -> argparse.Namespace:
+    """The options every recipe takes; with `tokens` (its default) also --tokens, and whatever
+    `more` adds. `--help` shows the first paragraph of `description` (a recipe's docstring)."""
     parser = argparse.ArgumentParser(description=" ".join(description.split("\n\n")[0].split()))
+    if more is not None:
+        more(parser)
     parser.add_argument("--data-dir", default=data_dir, help="corpus location (downloaded there if absent)")
     parser.add_argument("--exp-dir", default=exp_dir, help="where manifests, checkpoints and results go")
     parser.add_argument("--stage", type=int, default=0, help="first stage to run")
     parser.add_argument("--stop-stage", type=int, default=100, help="last stage to run")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--config", help="JSON file of training settings that change the recipe's, as `asr train "
+                        "--config` changes the defaults (e.g. {\"model\": {\"num_layers\": 6}})")
     parser.add_argument("--epochs", type=int, help="train this many epochs instead of the recipe's (a quick trial)")
     parser.add_argument("--loss", help="train with this loss instead of the recipe's: ctc, crctc, mmi, asg, "
                         "wordpiece or your own file.py:factory (see `asr train --help`)")
@@ -117,7 +124,7 @@ class WordRecipe:
             test = read_manifest(exp / "test.jsonl")
             tokenizer = Tokenizer.load(exp / "lang")
             featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
-            training = self.training.with_options(args.epochs, args.loss)
+            training = self.training.with_options(args.epochs, args.loss, args.config)
             if args.main:
                 training.save(exp)
             model, seconds, topology = training.run(read_manifest(exp / "train.jsonl"), test, featurizer, tokenizer, exp,
@@ -156,9 +163,10 @@ def narrowband_copies(utterances: Sequence[Utterance], folder: str | Path, rate:
     return copies
 
 
-def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], device: str, exp_dir: str | Path) -> dict:
+def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], device: str, exp_dir: str | Path,
+             decoder: Decoder | None = None) -> dict:
     """WER/CER of `saved` on `utterances` through its graph (the search `asr transcribe MODEL`
-    runs, with the directory's decoding settings) and greedy (the best token of every frame:
+    runs, with the directory's decoding settings, or `decoder`) and greedy (the best token of every frame:
     WER/CER for character and word-piece models, the phone error rate against the first
     pronunciations for phone models); prints the WER line of set `name` and writes the
     Kaldi-format hypotheses to exp_dir/hyp_<name>.txt and exp_dir/hyp_<name>_greedy.txt."""
@@ -169,7 +177,7 @@ def evaluate(saved: ModelDir, name: str, utterances: Sequence[Utterance], device
     with warnings.catch_warnings():  # narrowband copies are read below the model's rate on purpose
         warnings.simplefilter("ignore", LowSampleRateWarning)
         start = time.perf_counter()
-        graph = Recognizer(saved, device=device).texts(inputs)
+        graph = Recognizer(saved, decoder, device=device).texts(inputs)
         rtf = (time.perf_counter() - start) / audio_seconds
         greedy = Recognizer(saved, saved.decoder(greedy=True), device).texts(inputs)
     for suffix, hypotheses in (("", graph), ("_greedy", greedy)):
@@ -208,12 +216,19 @@ class CorpusRecipe:
     training: RecognizerConfig
     test_location: str
     narrowband: Sequence[str] = ("dev",)
+    valid: str = "dev"
 
     def run(self, args: argparse.Namespace, fetch: Callable[[Path], object],
-            prepare: Callable[[Path], dict[str, list[Utterance]]], lexicon: Callable[[Path], Path]) -> dict | None:
+            prepare: Callable[[Path], dict[str, list[Utterance]]], lexicon: Callable[[Path], Path],
+            decoding_lm: Callable[[Path], Path] | None = None,
+            rescore_lm: Callable[[Path], Path] | None = None) -> dict | None:
         """fetch(data_dir) makes the corpus available (stage 0); prepare(data_dir) returns its
-        {"train", "dev", and "test" when present} utterances (stage 1); lexicon(data_dir) is
-        the pronunciation dictionary for phone tokens. Returns the results of stage 3."""
+        {"train", `valid` (the validation split), and test splits when present} utterances
+        (stage 1); lexicon(data_dir) is the pronunciation dictionary for phone tokens.
+        decoding_lm(data_dir), when given, is the ARPA LM whose words and probabilities make
+        the graph (instead of a Kneser-Ney model of the training transcripts), and
+        rescore_lm(data_dir) one that rescores the lattices of stage 3. Returns the results of
+        stage 3."""
         exp, data_dir = Path(args.exp_dir), Path(args.data_dir)
         if stage(args, 0, "get the corpus"):
             fetch(data_dir)
@@ -225,17 +240,22 @@ class CorpusRecipe:
                 stale.unlink()  # e.g. a test manifest from a data dir that had the test set
             write_manifests(exp, splits)
         if stage(args, 2, "train", every_rank=True):
-            config = dataclasses.replace(self.training.with_options(args.epochs, args.loss), tokens=args.tokens)
-            train_recognizer(read_manifest(exp / "train.jsonl"), read_manifest(exp / "dev.jsonl"), exp, config,
-                             lexicon(data_dir) if args.tokens == "phone" else None, args.device, args.seed)
+            config = dataclasses.replace(self.training.with_options(args.epochs, args.loss, args.config),
+                                         tokens=args.tokens)
+            train_recognizer(read_manifest(exp / "train.jsonl"), read_manifest(exp / f"{self.valid}.jsonl"), exp,
+                             config, lexicon(data_dir) if args.tokens == "phone" else None, args.device, args.seed,
+                             decoding_lm(data_dir) if decoding_lm else None)
         if stage(args, 3, "decode and score"):
-            return self._score(exp, args)
+            return self._score(exp, args, read_arpa(rescore_lm(data_dir)) if rescore_lm else None)
         return None
 
-    def _score(self, exp: Path, args) -> dict:
+    def _score(self, exp: Path, args, rescore: NgramLM | None) -> dict:
         saved = load_model_dir(exp / "model")
+        decoder = None
+        if rescore is not None:  # the directory's own search, its lattices rescored
+            decoder = saved.decoder(beam=BeamOptions(**saved.decoding, rescore_lm=rescore), device=args.device)
         sets = sorted(path.stem for path in exp.glob("*.jsonl") if path.stem != "train")
-        results = {name: evaluate(saved, name, read_manifest(exp / f"{name}.jsonl"), args.device, exp)
+        results = {name: evaluate(saved, name, read_manifest(exp / f"{name}.jsonl"), args.device, exp, decoder)
                    for name in sets}
         summary = {"recipe": self.name, "tokens": saved.tokenizer.kind, "seed": args.seed,
                    "parameters": saved.model.num_parameters(), "encoder": saved.model.config.architecture,

@@ -26,7 +26,7 @@ from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_ma
 from .decoding import BeamOptions, Topology
 from .features import Fbank, GlobalCMVN, NoiseBursts, NoiseOptions, SpecAugment, SpecAugmentOptions
 from .lang import build_hlg
-from .lm import estimate_kneser_ney, write_arpa
+from .lm import UNK, estimate_kneser_ney, read_arpa, write_arpa
 from .losses import check_loss, loss_topology, make_loss
 from .model import EncoderConfig, TransformerEncoder
 from .model_dir import Featurizer, ModelDir, save_model_dir
@@ -41,6 +41,17 @@ CONFIG_FILE = "config.json"
 CACHE_LIMIT_BYTES = 4 << 30  # training features cached in memory by default when they take less
 AUDIO_HOURS_TRAINED = 60.0  # default training length: epochs of this much audio in all...
 EPOCH_RANGE = (10, 60)  # ...but at least 10 and at most 60 epochs
+
+
+def read_settings(path: str | Path) -> dict:
+    """A JSON file of settings (an object); errors name the file."""
+    try:
+        changes = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not JSON ({error})") from None
+    if not isinstance(changes, dict):
+        raise ValueError(f"{path}: expected a JSON object of settings")
+    return changes
 
 
 def epochs_for(hours: float) -> int:
@@ -111,11 +122,14 @@ class TrainingConfig:
             raise ValueError(f"batch_seconds and sample_rate must be positive, got {self.batch_seconds} and "
                              f"{self.sample_rate}")
 
-    def with_options(self, epochs: int | None = None, loss: str | None = None) -> TrainingConfig:
-        """This training with `epochs` epochs and `loss` (each unchanged for None: a recipe's
-        --epochs and --loss)."""
-        changed = self if epochs is None else dataclasses.replace(self, train=dataclasses.replace(self.train,
-                                                                                                epochs=epochs))
+    def with_options(self, epochs: int | None = None, loss: str | None = None, config: str | Path | None = None
+                     ) -> TrainingConfig:
+        """This training with the settings of the JSON file `config` (as `asr train --config`
+        changes the defaults), then `epochs` epochs and `loss` (each unchanged for None: a
+        recipe's --config, --epochs and --loss)."""
+        changed = self if config is None else settings.replace(self, read_settings(config), str(config))
+        if epochs is not None:
+            changed = dataclasses.replace(changed, train=dataclasses.replace(changed.train, epochs=epochs))
         return changed if loss is None else dataclasses.replace(changed, loss=loss)
 
     def fbank(self) -> Fbank:
@@ -216,13 +230,14 @@ def training_from_config(config: dict, where: str = "config") -> RecognizerConfi
 
 def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp_dir: str | Path,
                      config: RecognizerConfig, lexicon: str | Path | None = None, device: str = "cpu",
-                     seed: int = 0) -> Path:
+                     seed: int = 0, decoding_lm: str | Path | None = None) -> Path:
     """Tokens, CMVN and a CTC encoder trained as `config` says (validated on `valid`), a
     Kneser-Ney LM of the training transcripts (exp_dir/lm.arpa) and the HLG of the training
-    words with it: the model directory exp_dir/model (decoding with `config.lm_scale`, or the
-    best of `config.lm_scales` on `valid`, by default), whose path is returned. The config goes to exp_dir/config.json first, the
-    training seconds to exp_dir/train_seconds. Phone tokens need `lexicon` (WORD PHONE ...
-    lines). Rerunning it resumes training. Under torchrun every rank trains its share of
+    words with it, or with `decoding_lm` (an ARPA file, e.g. a corpus's published LM) the HLG
+    of that LM's words: the model directory exp_dir/model (decoding with `config.lm_scale`, or
+    the best of `config.lm_scales` on `valid`, by default), whose path is returned. The config
+    goes to exp_dir/config.json first, the training seconds to exp_dir/train_seconds. Phone
+    tokens need `lexicon` (WORD PHONE ... lines). Rerunning it resumes training. Under torchrun every rank trains its share of
     each batch and rank 0 alone writes files (the others return when training ends)."""
     if (config.tokens == "phone") != (lexicon is not None):
         raise ValueError("phone tokens need a lexicon, and a lexicon makes the tokens phones")
@@ -241,13 +256,31 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     if not main:
         return exp / "model"  # rank 0 goes on to the LM, the graph and the model directory
     write_atomic(exp / "train_seconds", f"{seconds}\n")
-    lm = estimate_kneser_ney((text.split() for text in texts), config.lm_order)
-    write_arpa(lm, exp / "lm.arpa")
-    words = sorted({w for text in texts for w in text.split()})
-    spellings = {w: [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(w)] for w in words}
+    if decoding_lm is None:
+        lm = estimate_kneser_ney((text.split() for text in texts), config.lm_order)
+        write_arpa(lm, exp / "lm.arpa")
+        words = sorted({w for text in texts for w in text.split()})
+    else:
+        lm = read_arpa(decoding_lm)
+        words = [w for w in lm.words() if w != UNK]
+    spellings = _spellings(tokenizer, words)
+    if len(spellings) < len(words):
+        log.warning("%d of the %d words of %s cannot be spelled in the model's tokens: left out of the graph",
+                    len(words) - len(spellings), len(words), decoding_lm)
     saved = ModelDir(model, featurizer, tokenizer, build_hlg(tokenizer.tokens, spellings, lm, topology=topology))
     scale = config.lm_scale if config.lm_scale is not None else best_lm_scale(saved, valid, config.lm_scales, device)
     return save_model_dir(exp / "model", model, tokenizer, featurizer, saved.graph, decoding={"lm_scale": scale})
+
+
+def _spellings(tokenizer: Tokenizer, words: Sequence[str]) -> dict[str, list[list[str]]]:
+    """Each word's spellings as token symbols; a word the tokenizer cannot spell is left out."""
+    spellings = {}
+    for word in words:
+        try:
+            spellings[word] = [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(word)]
+        except (KeyError, ValueError):
+            continue
+    return spellings
 
 
 def best_lm_scale(saved: ModelDir, valid: Sequence[Utterance], scales: Sequence[float], device: str = "cpu") -> float:

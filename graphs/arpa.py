@@ -12,6 +12,7 @@ Writing ARPA files and estimating models from text live in `asr.lm`.
 
 from __future__ import annotations
 
+import gzip
 import math
 import os
 import re
@@ -63,11 +64,12 @@ class NgramLM:
 
 
 def read_arpa(path: str | Path) -> NgramLM:
-    """Parse an ARPA file; errors name the file and line."""
+    """Parse an ARPA file (gzipped when its name ends in .gz); errors name the file and line."""
     path = Path(path)
     declared: dict[int, int] = {}
     lm, section = NgramLM(order=0), None
-    with open(path, encoding="utf-8") as f:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as f:
         for number, raw in enumerate(f, start=1):
             line = raw.strip()
             where = f"{path}, line {number}"

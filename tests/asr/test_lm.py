@@ -1,5 +1,6 @@
 """ARPA reading/writing and the grammar acceptor G, checked against a direct back-off lookup."""
 
+import gzip
 import itertools
 import math
 import random
@@ -99,6 +100,9 @@ def test_write_then_read_round_trips(lm, tmp_path):
     for ngram, (p, b) in lm.probs.items():
         q, c = again.probs[ngram]
         assert q == pytest.approx(p) and (b is None) == (c is None) and (b is None or c == pytest.approx(b))
+    with gzip.open(tmp_path / "again.arpa.gz", "wt", encoding="utf-8") as f:  # as openslr ships LibriSpeech's
+        f.write((tmp_path / "again.arpa").read_text())
+    assert read_arpa(tmp_path / "again.arpa.gz").probs == again.probs
 
 
 @pytest.mark.parametrize("text, message", [
