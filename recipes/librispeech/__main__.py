@@ -1,9 +1,9 @@
 """librispeech: 16 kHz read audiobooks (openslr 12), a conformer CTC on word pieces, decoded
-through the HLG of the published pruned trigram over its 200,000 words, lattices rescored
-with the published 4-gram.
+through the HLG of the published pruned trigram over its 200,000 words (--rescore: lattices
+rescored with the published 4-gram).
 
 python -m recipes.librispeech [--data-dir D] [--exp-dir E] [--train-sets train-clean-100[,...]]
-    [--tokens bpe:500] [--stage N] [--stop-stage M]
+    [--tokens bpe:500] [--rescore] [--stage N] [--stop-stage M]
 Stages: 0 download the chosen training subsets, dev-clean/other, test-clean/other and the
 lexicon and LMs of openslr 11 (resumable, checksums checked; skipped for what the data dir
 holds), 1 manifests, 2 train (speed perturbation 0.9/1.1, SpecAugment; data-parallel under
@@ -48,6 +48,9 @@ TRAIN_960H = RecognizerConfig(
 def options(parser):
     parser.add_argument("--train-sets", default="train-clean-100",
                         help="comma-separated training subsets (all three: the 960-hour config)")
+    parser.add_argument("--rescore", action="store_true",
+                        help="rescore the lattices with the 4-gram (its 240M n-grams need more memory than the "
+                        "ARPA reader has on a 24 GB machine)")
 
 
 def main():
@@ -63,7 +66,7 @@ def main():
                lambda data_dir: librispeech.utterances(librispeech.find(data_dir, subsets), train_sets, DEV, TEST),
                lambda data_dir: data_dir / librispeech.RESOURCES["lexicon"],
                decoding_lm=lambda data_dir: data_dir / librispeech.RESOURCES["3-gram"],
-               rescore_lm=lambda data_dir: data_dir / librispeech.RESOURCES["4-gram"])
+               rescore_lm=(lambda data_dir: data_dir / librispeech.RESOURCES["4-gram"]) if args.rescore else None)
 
 
 if __name__ == "__main__":
