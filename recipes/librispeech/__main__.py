@@ -49,8 +49,8 @@ def options(parser):
     parser.add_argument("--train-sets", default="train-clean-100",
                         help="comma-separated training subsets (all three: the 960-hour config)")
     parser.add_argument("--rescore", action="store_true",
-                        help="rescore the lattices with the 4-gram (its 240M n-grams need more memory than the "
-                        "ARPA reader has on a 24 GB machine)")
+                        help="rescore the lattices with the 4-gram (its hundreds of millions of n-grams need more memory than "
+                        "the ARPA reader has on a 24 GB machine)")
 
 
 def main():
