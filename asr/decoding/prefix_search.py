@@ -20,6 +20,8 @@ import torch
 
 import graphs
 
+from .context import ContextGraph
+
 NEG_INF = float("-inf")
 
 
@@ -32,9 +34,11 @@ class PrefixSearchResult:
 
 
 @torch.no_grad()
-def prefix_beam_search(log_probs: torch.Tensor, lengths, beam: int = 10, blank: int = 0) -> PrefixSearchResult:
-    """CTC prefix beam search over emissions [B, T, V] (utterance b uses lengths[b] frames)."""
-    search = PrefixSearch(log_probs.shape[0], beam, blank, log_probs.device)
+def prefix_beam_search(log_probs: torch.Tensor, lengths, beam: int = 10, blank: int = 0,
+                       context: ContextGraph | None = None) -> PrefixSearchResult:
+    """CTC prefix beam search over emissions [B, T, V] (utterance b uses lengths[b] frames),
+    biased toward the phrases of `context` when given."""
+    search = PrefixSearch(log_probs.shape[0], beam, blank, log_probs.device, context)
     search.advance(log_probs, lengths)
     return search.finish()
 
@@ -44,10 +48,11 @@ class PrefixSearch:
     chunk of emissions, `finish` for the result (streaming, or emissions too long to hold at
     once); `prefix_beam_search` is the one-call form."""
 
-    def __init__(self, size: int, beam: int = 10, blank: int = 0, device: str | torch.device = "cpu"):
+    def __init__(self, size: int, beam: int = 10, blank: int = 0, device: str | torch.device = "cpu",
+                 context: ContextGraph | None = None):
         if beam < 1:
             raise ValueError(f"beam must be >= 1, got {beam}")
-        self.size, self.beam, self.blank = size, beam, blank
+        self.size, self.beam, self.blank, self.context = size, beam, blank, context
         # Beam state [B, K]: prefix hash (0: empty), trie node (0: empty), last token (-1: none), pb, pnb.
         self.key = torch.zeros(size, beam, dtype=torch.long, device=device)
         self.node = torch.zeros(size, beam, dtype=torch.long, device=device)
@@ -55,6 +60,10 @@ class PrefixSearch:
         self.pb = torch.full((size, beam), NEG_INF, device=device)
         self.pb[:, 0] = 0.0
         self.pnb = torch.full((size, beam), NEG_INF, device=device)
+        # With a context graph: each prefix's context state and the bonus its tokens earned so far
+        # (kept apart from pb/pnb, which stay sums over alignments; the beam ranks by both).
+        self.state = torch.zeros(size, beam, dtype=torch.long, device=device)
+        self.bonus = torch.zeros(size, beam, device=device)
         self.trie = _Trie(device)
 
     @torch.no_grad()
@@ -68,7 +77,7 @@ class PrefixSearch:
             raise ValueError(f"prefix beam search: emissions for {size} utterances and {lengths.numel()} lengths, "
                              f"for a search of {self.size}")
         log_probs = log_probs.float()
-        key, node, last, pb, pnb = self.key, self.node, self.last, self.pb, self.pnb
+        key, node, last, pb, pnb, state, bonus = self.key, self.node, self.last, self.pb, self.pnb, self.state, self.bonus
         utt = torch.arange(size, device=device)
         tokens = torch.arange(vocab, device=device)
         for t in range(frames):
@@ -80,27 +89,55 @@ class PrefixSearch:
             # Extending by token c: after a blank when c repeats the last token.
             extend = torch.where(tokens[None, None, :] == last[:, :, None], pb[:, :, None], total[:, :, None])
             extend = (extend + frame[:, None, :]).masked_fill(tokens == blank, NEG_INF)  # [B, K, V]
-            best_ext, flat = extend.reshape(size, -1).topk(beam, dim=1)
+            gained, moved = self._context_steps(state, vocab)  # [B, K, V] each
+            best, flat = (extend + bonus[:, :, None] + gained).reshape(size, -1).topk(beam, dim=1)
             hyp, token = flat // vocab, flat % vocab
+            best_ext = extend.reshape(size, -1).gather(1, flat)
+            child_bonus = best - best_ext  # the parent's bonus plus this token's
+            child_state = moved.reshape(size, -1).gather(1, flat)
             child_key = key.gather(1, hyp) * _HASH_PRIME + token + 1  # wraps around: a 64-bit hash
             child_node = self.trie.add(node.gather(1, hyp).reshape(-1), token.reshape(-1)).reshape(size, beam)
-            # K stays + K extensions per utterance; copies of one prefix are log-added into the first.
+            # K stays + K extensions per utterance; copies of one prefix are log-added into the first
+            # (copies share their context state and bonus: both follow from the tokens).
             keys = torch.cat([key, child_key], dim=1)
             cand_b, cand_nb = _merge(utt, keys, torch.cat([stay_b, torch.full_like(best_ext, NEG_INF)], dim=1),
                                      torch.cat([stay_nb, best_ext], dim=1))
-            order = torch.logaddexp(cand_b, cand_nb).topk(beam, dim=1).indices
+            cand_bonus = torch.cat([bonus, child_bonus.nan_to_num(0.0)], dim=1)
+            order = (torch.logaddexp(cand_b, cand_nb) + cand_bonus).topk(beam, dim=1).indices
             active = (t < lengths)[:, None]
             key = torch.where(active, keys.gather(1, order), key)
             node = torch.where(active, torch.cat([node, child_node], dim=1).gather(1, order), node)
             last = torch.where(active, torch.cat([last, token], dim=1).gather(1, order), last)
             pb = torch.where(active, cand_b.gather(1, order), pb)
             pnb = torch.where(active, cand_nb.gather(1, order), pnb)
-        self.key, self.node, self.last, self.pb, self.pnb = key, node, last, pb, pnb
+            state = torch.where(active, torch.cat([state, child_state], dim=1).gather(1, order), state)
+            bonus = torch.where(active, cand_bonus.gather(1, order), bonus)
+        self.key, self.node, self.last, self.pb, self.pnb, self.state, self.bonus = key, node, last, pb, pnb, state, bonus
+
+    def _context_steps(self, state: torch.Tensor, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The context bonus of extending each prefix by each token, and the state it leads to
+        ([B, K, V]; zeros without a context graph)."""
+        size, beam = state.shape
+        if self.context is None:
+            return torch.zeros(size, beam, vocab, device=state.device), torch.zeros_like(state)[:, :, None].expand(
+                size, beam, vocab)
+        states = state[:, :, None].expand(size, beam, vocab).reshape(-1).cpu().numpy()
+        tokens = torch.arange(vocab).repeat(size * beam).numpy()
+        gained, moved = self.context.step(states, tokens)
+        as_tensor = lambda a, dtype: torch.from_numpy(a).to(state.device, dtype).reshape(size, beam, vocab)  # noqa: E731
+        return as_tensor(gained, torch.float32), as_tensor(moved, torch.long)
 
     def finish(self) -> PrefixSearchResult:
-        """Each utterance's best prefix over all the frames it was given."""
-        score, best = torch.logaddexp(self.pb, self.pnb).max(dim=1)
-        return PrefixSearchResult(self.trie.spell(self.node.gather(1, best[:, None]).flatten()), score.cpu())
+        """Each utterance's best prefix over all the frames it was given (with a context graph:
+        ranked with its bonus, an unfinished phrase's taken back; the score is without it)."""
+        score = torch.logaddexp(self.pb, self.pnb)
+        ranked = score
+        if self.context is not None:
+            unfinished = torch.from_numpy(self.context.finalize(self.state.reshape(-1).cpu().numpy()))
+            ranked = score + self.bonus + unfinished.to(score.device, torch.float32).reshape(score.shape)
+        best = ranked.argmax(dim=1)
+        return PrefixSearchResult(self.trie.spell(self.node.gather(1, best[:, None]).flatten()),
+                                  score.gather(1, best[:, None]).flatten().cpu())
 
 
 _HASH_PRIME = 0x100000001B3  # FNV-1a's 64-bit prime

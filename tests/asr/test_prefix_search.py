@@ -76,3 +76,38 @@ def test_advancing_chunk_by_chunk_equals_one_call(seed):
     chunked = search.finish()
     assert chunked.tokens == whole.tokens
     torch.testing.assert_close(chunked.score, whole.score)
+
+
+# ---------------------------------------------------------------- hotwords (a context graph)
+def spelled(emissions_by_frame, vocab=5):
+    """Emissions [1, T, V] whose frame t puts probability p on label l for each (l, p) given."""
+    log_probs = torch.full((1, len(emissions_by_frame), vocab), 1e-4)
+    for t, frame in enumerate(emissions_by_frame):
+        for label, p in frame.items():
+            log_probs[0, t, label] = p
+    return (log_probs / log_probs.sum(-1, keepdim=True)).log()
+
+
+def test_a_hotword_wins_an_ambiguous_frame_and_an_unfinished_one_does_not():
+    from asr.decoding import ContextGraph
+
+    BLK, A, C, O, T = range(5)
+    log_probs = spelled([{C: 0.9}, {BLK: 0.9}, {A: 0.5, O: 0.4}, {BLK: 0.9}, {T: 0.9}])
+    lengths = torch.tensor([5])
+    assert prefix_beam_search(log_probs, lengths, beam=4).tokens == [[C, A, T]]
+    cot = ContextGraph.build([[C, O, T]], 5, default_score=1.0)
+    assert prefix_beam_search(log_probs, lengths, beam=4, context=cot).tokens == [[C, O, T]]
+    cots = ContextGraph.build([[C, O, T, T]], 5, default_score=1.0)  # never completed: its bonus is taken back
+    assert prefix_beam_search(log_probs, lengths, beam=4, context=cots).tokens == [[C, A, T]]
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_an_empty_hotword_list_changes_nothing(seed):
+    from asr.decoding import ContextGraph
+
+    torch.manual_seed(seed)
+    log_probs = torch.randn(4, 20, 6).mul(2).log_softmax(-1)
+    lengths = torch.tensor([20, 15, 9, 1])
+    plain = prefix_beam_search(log_probs, lengths, beam=5)
+    empty = prefix_beam_search(log_probs, lengths, beam=5, context=ContextGraph.build([], 6))
+    assert empty.tokens == plain.tokens and torch.equal(empty.score, plain.score)
