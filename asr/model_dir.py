@@ -25,6 +25,7 @@ from graphs.io import write_atomic
 from .decoding import (
     BeamOptions,
     BeamSearchDecoder,
+    ContextGraph,
     Decoder,
     DecodingGraph,
     GreedyDecoder,
@@ -83,11 +84,16 @@ class ModelDir:
         return self.featurizer.fbank.frame_shift_ms / 1000.0 * self.model.config.subsampling
 
     def decoder(self, graph: DecodingGraph | None = None, beam: BeamOptions | None = None,
-                prefix_beam: int | None = None, greedy: bool = False, device: str | torch.device = "cpu") -> Decoder:
+                prefix_beam: int | None = None, greedy: bool = False, device: str | torch.device = "cpu",
+                hotwords: ContextGraph | None = None) -> Decoder:
         """The search `asr transcribe` runs: `greedy` (no search), `prefix_beam` (CTC prefix
-        search of that width), or else a search through `graph` (default: the directory's
-        own): exact Viterbi when the graph has no epsilon input arcs and no `beam` options are
-        given, otherwise beam search with `beam` (default: decoding.json's settings)."""
+        search of that width, biased toward `hotwords` when given), or else a search through
+        `graph` (default: the directory's own): exact Viterbi when the graph has no epsilon
+        input arcs and no `beam` options are given, otherwise beam search with `beam`
+        (default: decoding.json's settings)."""
+        if hotwords is not None and prefix_beam is None:
+            raise ValueError("hotwords bias the prefix beam search (--prefix-beam K); the graph searches do not "
+                             "take them yet")
         if greedy and (prefix_beam is not None or beam is not None or graph is not None):
             raise ValueError("greedy decoding uses no search: give no graph, beam or prefix-beam options with it")
         if prefix_beam is not None and (beam is not None or graph is not None):
@@ -98,7 +104,7 @@ class ModelDir:
             if self.graph.topology.name != "ctc":
                 raise ValueError(f"prefix beam search reads CTC frames; this model was trained with "
                                  f"{self.graph.topology.name.upper()}: decode it through its graph or greedily")
-            return PrefixBeamDecoder(self.tokenizer, prefix_beam)
+            return PrefixBeamDecoder(self.tokenizer, prefix_beam, hotwords)
         graph = graph or self.graph
         if beam is None and not bool((graph.graph.ilabel == graphs.EPSILON).any()):
             return ViterbiDecoder(graph)

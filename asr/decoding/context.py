@@ -140,3 +140,39 @@ class ContextGraph:
     def finalize(self, states) -> np.ndarray:
         """The score that ends an utterance in each state: the unfinished match taken back."""
         return -self.node_score[np.asarray(states, dtype=np.int64)]
+
+
+def read_hotwords(path) -> list[tuple[str, float | None]]:
+    """A hotwords file as sherpa-onnx reads it: a phrase a line, optionally ending in ` :SCORE`
+    (the bonus of each of its tokens; none: the default). Blank lines are skipped; errors
+    name the file and line."""
+    hotwords = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            words = line.split()
+            if not words:
+                continue
+            score = None
+            if words[-1].startswith(":"):
+                try:
+                    score = float(words.pop()[1:])
+                except ValueError:
+                    raise ValueError(f"{path}, line {number}: expected ':SCORE' (a number) at the end, got "
+                                     f"{line.split()[-1]!r}") from None
+            if not words or any(word.startswith(":") for word in words):
+                raise ValueError(f"{path}, line {number}: expected 'WORDS [:SCORE]', got {line.rstrip()!r}")
+            hotwords.append((" ".join(words), score))
+    return hotwords
+
+
+def hotword_graph(hotwords: Sequence[tuple[str, float | None]], encode, num_tokens: int,
+                  default_score: float) -> ContextGraph:
+    """The context graph of (phrase, score) pairs spelled by `encode` (text -> token ids); a
+    phrase that cannot be spelled is a ValueError naming it."""
+    phrases = []
+    for phrase, _ in hotwords:
+        try:
+            phrases.append(encode(phrase))
+        except ValueError as error:
+            raise ValueError(f"hotword {phrase!r} cannot be spelled in the model's tokens: {error}") from None
+    return ContextGraph.build(phrases, num_tokens, [score or 0.0 for _, score in hotwords], default_score)

@@ -8,6 +8,7 @@ import torch
 
 from ..tokenizer import Tokenizer
 from .align import Spell, aligned_hypotheses
+from .context import ContextGraph
 from .hypothesis import Hypothesis
 from .prefix_search import prefix_beam_search
 from .topology import CTCTopology, Topology
@@ -41,14 +42,15 @@ class GreedyDecoder:
 
 class PrefixBeamDecoder:
     """CTC prefix beam search keeping `beam` prefixes (`prefix_beam_search`): any word the
-    tokens can spell may come out. For character and word-piece models."""
+    tokens can spell may come out, biased toward the phrases of `context` when given. For
+    character and word-piece models."""
 
-    def __init__(self, tokenizer: Tokenizer, beam: int):
+    def __init__(self, tokenizer: Tokenizer, beam: int, context: ContextGraph | None = None):
         if tokenizer.kind == "phone":
             raise ValueError("lexicon-free decoding needs a character or word-piece model; this one outputs phones")
-        self.tokenizer, self.beam, self.spell = tokenizer, beam, _word_speller(tokenizer)
+        self.tokenizer, self.beam, self.spell, self.context = tokenizer, beam, _word_speller(tokenizer), context
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
-        found = prefix_beam_search(log_probs, lengths, self.beam)
+        found = prefix_beam_search(log_probs, lengths, self.beam, context=self.context)
         words = [self.tokenizer.decode(tokens).split() for tokens in found.tokens]
         return aligned_hypotheses(log_probs, lengths, words, self.spell, found.score.tolist())

@@ -79,3 +79,23 @@ def test_bad_phrases_are_named():
         ContextGraph.build([[7]], 5)
     with pytest.raises(ValueError, match="2 scores for 1 phrases"):
         ContextGraph.build([[1]], 5, [1.0, 2.0])
+
+
+def test_hotwords_files_are_read_as_sherpa_onnx_reads_them(tmp_path):
+    from asr.decoding.context import hotword_graph, read_hotwords
+
+    path = tmp_path / "hotwords.txt"
+    path.write_text("HELLO WORLD\n\n  I LOVE YOU :2.0\nSHE :0\n")
+    hotwords = read_hotwords(path)
+    assert hotwords == [("HELLO WORLD", None), ("I LOVE YOU", 2.0), ("SHE", 0.0)]
+    graph = hotword_graph(hotwords, lambda text: [ord(c) for c in text], 128, default_score=1.5)
+    she = [ord(c) for c in "SHE"]
+    assert walk(graph, "I LOVE YOU", strict=False) == pytest.approx(2.0 * 10)  # its own score per token
+    assert float(graph.step(np.array([ROOT]), np.array([she[0]]))[0][0]) == pytest.approx(1.5)  # :0 is the default
+    for text, message in (("SPEECH :2.0 RECOGNITION\n", "line 1: expected 'WORDS"), ("A :x\n", "':SCORE'"),
+                          (":1.0\n", "line 1: expected 'WORDS")):
+        path.write_text(text)
+        with pytest.raises(ValueError, match=message):
+            read_hotwords(path)
+    with pytest.raises(ValueError, match="hotword 'Q' cannot be spelled"):
+        hotword_graph([("Q", None)], lambda text: (_ for _ in ()).throw(ValueError("no Q")), 128, 1.0)

@@ -58,6 +58,17 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
     record = json.loads(capsys.readouterr().out)
     assert set("".join(record["text"].split())) <= set("YESNO")
     assert len(record["words"]) == len(record["text"].split())
+    # hotwords: an empty list changes nothing; a phrase the tokens cannot spell is named
+    prefix = ["transcribe", str(tmp_path / "exp" / "model"), str(tmp_path / "u0.wav"), "--prefix-beam", "4", "-f",
+              "json"]
+    (tmp_path / "none.txt").write_text("\n")
+    assert cli.main([*prefix, "--hotwords", str(tmp_path / "none.txt")]) == 0
+    assert json.loads(capsys.readouterr().out) == record
+    (tmp_path / "hot.txt").write_text("YES NO :2.0\nQUIZ\n")
+    assert cli.main([*prefix, "--hotwords", str(tmp_path / "hot.txt")]) == 2
+    assert "hotword 'QUIZ' cannot be spelled" in capsys.readouterr().err
+    assert cli.main(prefix[:3] + ["--hotwords", str(tmp_path / "none.txt")]) == 2
+    assert "hotwords bias the prefix beam search" in capsys.readouterr().err
     assert cli.main(arguments[:-2] + ["--tokens", "words"]) == 2
     assert "tokens must be 'char', 'phone' or 'bpe:N'" in capsys.readouterr().err
 
