@@ -38,18 +38,15 @@ def _cmd_score(args) -> int:
 def _recognizer(args):
     """The `Recognizer` that `asr transcribe`'s options describe (module level: --jobs workers
     make theirs with it)."""
-    from .decoding.context import hotword_graph, read_hotwords
+    from .decoding.context import read_hotwords
     from .longform import ChunkOptions, SegmentOptions
     from .model_dir import load_model_dir
     from .transcribe import Recognizer
 
     saved = load_model_dir(args.model)
-    hotwords = None
-    if args.hotwords:
-        hotwords = hotword_graph(read_hotwords(args.hotwords), saved.tokenizer.encode, saved.tokenizer.vocab_size,
-                                 args.hotword_score)
     decoder = saved.decoder(_graph_from_flags(args, saved.tokens, saved.graph.topology), beam_options(args, saved.decoding),
-                            args.prefix_beam, args.greedy, hotwords=hotwords)
+                            args.prefix_beam, args.greedy, hotwords=read_hotwords(args.hotwords) if args.hotwords else (),
+                            hotword_score=args.hotword_score)
     return Recognizer(saved, decoder, args.device, ChunkOptions(args.chunk_seconds, args.context_seconds),
                       SegmentOptions(args.pause_seconds, args.max_segment_seconds, args.vad))
 
@@ -361,8 +358,8 @@ def _add_transcribe(commands) -> None:
     search.add_argument("--greedy", action="store_true", help="no graph, no search: the best token of every frame "
                         "(fastest; words for character and word-piece models, phones for phone models)")
     search.add_argument("--hotwords", metavar="FILE", help="bias the search toward these phrases (sherpa-onnx's "
-                        "format: a phrase a line, optionally ending in ' :SCORE', the bonus per token); with "
-                        "--prefix-beam")
+                        "format: a phrase a line, optionally ending in ' :SCORE', the bonus per token of the "
+                        "prefix search or per word of the graph search)")
     search.add_argument("--hotword-score", type=float, default=1.5, help="bonus per token of a phrase without a "
                         "score of its own (default 1.5)")
     long = command.add_argument_group(

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import torch
 
@@ -25,13 +26,13 @@ from graphs.io import write_atomic
 from .decoding import (
     BeamOptions,
     BeamSearchDecoder,
-    ContextGraph,
     Decoder,
     DecodingGraph,
     GreedyDecoder,
     PrefixBeamDecoder,
     ViterbiDecoder,
 )
+from .decoding.context import hotword_graph
 from .features import Fbank, GlobalCMVN
 from .model import EncoderConfig, TransformerEncoder
 from .tokenizer import Tokenizer, read_tokens_txt
@@ -85,15 +86,15 @@ class ModelDir:
 
     def decoder(self, graph: DecodingGraph | None = None, beam: BeamOptions | None = None,
                 prefix_beam: int | None = None, greedy: bool = False, device: str | torch.device = "cpu",
-                hotwords: ContextGraph | None = None) -> Decoder:
+                hotwords: Sequence[tuple[str, float | None]] = (), hotword_score: float = 1.5) -> Decoder:
         """The search `asr transcribe` runs: `greedy` (no search), `prefix_beam` (CTC prefix
-        search of that width, biased toward `hotwords` when given), or else a search through
-        `graph` (default: the directory's own): exact Viterbi when the graph has no epsilon
-        input arcs and no `beam` options are given, otherwise beam search with `beam`
-        (default: decoding.json's settings)."""
-        if hotwords is not None and prefix_beam is None:
-            raise ValueError("hotwords bias the prefix beam search (--prefix-beam K); the graph searches do not "
-                             "take them yet")
+        search of that width), or else a search through `graph` (default: the directory's
+        own): exact Viterbi when the graph has no epsilon input arcs and no `beam` options or
+        hotwords are given, otherwise beam search with `beam` (default: decoding.json's
+        settings). `hotwords` (phrase, score per token or None for `hotword_score`) bias the
+        prefix search token by token and the graph search word by word."""
+        if greedy and hotwords:
+            raise ValueError("greedy decoding uses no search: hotwords need --prefix-beam or a graph search")
         if greedy and (prefix_beam is not None or beam is not None or graph is not None):
             raise ValueError("greedy decoding uses no search: give no graph, beam or prefix-beam options with it")
         if prefix_beam is not None and (beam is not None or graph is not None):
@@ -104,11 +105,25 @@ class ModelDir:
             if self.graph.topology.name != "ctc":
                 raise ValueError(f"prefix beam search reads CTC frames; this model was trained with "
                                  f"{self.graph.topology.name.upper()}: decode it through its graph or greedily")
-            return PrefixBeamDecoder(self.tokenizer, prefix_beam, hotwords)
+            context = hotword_graph(hotwords, self.tokenizer.encode, self.tokenizer.vocab_size, hotword_score)
+            return PrefixBeamDecoder(self.tokenizer, prefix_beam, context if hotwords else None)
         graph = graph or self.graph
-        if beam is None and not bool((graph.graph.ilabel == graphs.EPSILON).any()):
+        if beam is None and not hotwords and not bool((graph.graph.ilabel == graphs.EPSILON).any()):
             return ViterbiDecoder(graph)
-        return BeamSearchDecoder(graph, beam or BeamOptions(**self.decoding), device)
+        context = None
+        if hotwords:
+            index = {word: label for label, word in enumerate(graph.words)}
+            context = hotword_graph(hotwords, partial(_word_labels, index), len(graph.words), hotword_score)
+        return BeamSearchDecoder(graph, beam or BeamOptions(**self.decoding), device, context)
+
+
+def _word_labels(index: dict[str, int], phrase: str) -> list[int]:
+    """A phrase's word labels in a graph; a word the graph lacks is a ValueError naming it."""
+    missing = [word for word in phrase.split() if word not in index]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} not in the graph's vocabulary (give a graph or lexicon that has "
+                         f"{'it' if len(missing) == 1 else 'them'}, or decode with --prefix-beam)")
+    return [index[word] for word in phrase.split()]
 
 
 def save_model_dir(folder: str | Path, model: TransformerEncoder, tokenizer: Tokenizer, featurizer: Featurizer,

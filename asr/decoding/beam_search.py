@@ -24,6 +24,7 @@ import graphs
 
 from ..lm import NgramLM
 from .align import aligned_hypotheses
+from .context import ContextGraph
 from .graph import DecodingGraph
 from .hypothesis import Hypothesis
 from .lattice import lattice_nbest, rescore
@@ -87,15 +88,17 @@ class BeamOptions:
 class BeamSearchDecoder:
     """WFST beam search (`WfstDecoder`) through a decoding graph, with n-best lists and LM
     rescoring from word lattices when the options ask for them; word times by forced
-    alignment of the words found."""
+    alignment of the words found; biased toward hotword phrases by a `context` graph over
+    the graph's word labels."""
 
-    def __init__(self, graph: DecodingGraph, options: BeamOptions | None = None, device: str | torch.device = "cpu"):
+    def __init__(self, graph: DecodingGraph, options: BeamOptions | None = None, device: str | torch.device = "cpu",
+                 context: ContextGraph | None = None):
         self.graph, self.options = graph, options or BeamOptions()
         if self.options.rescore_lm is not None and graph.lm is None:
             raise ValueError("rescoring needs the LM the graph was compiled with (lm.arpa in its directory)")
         o = self.options
         self.search = WfstDecoder(graph.graph, o.beam, o.max_active, o.lm_scale, o.word_score, device,
-                                  lattice_beam=o.lattice_beam if o.wants_lattices else None)
+                                  lattice_beam=o.lattice_beam if o.wants_lattices else None, context=context)
 
     def __call__(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         result = self.search(log_probs, lengths)
@@ -154,18 +157,23 @@ class WfstDecoder:
 
     Arc scores are `lm_scale * weight + word_score` on word arcs (the graph's weights are the
     language model's, in natural log; `word_score` is flashlight's word insertion bonus), plus
-    the emission score of the arc's input label.
+    the emission score of the arc's input label. With a `context` graph over the graph's word
+    labels (hotwords), each hypothesis also walks it: a word arc adds the context's bonus,
+    hypotheses in different context states are not recombined, and the best path is chosen
+    with an unfinished phrase's bonus taken back.
     """
 
     def __init__(self, graph: graphs.Graph, beam: float = BeamOptions.beam, max_active: int = BeamOptions.max_active,
                  lm_scale: float = BeamOptions.lm_scale, word_score: float = BeamOptions.word_score,
-                 device: str | torch.device = "cpu", lattice_beam: float | None = None):
+                 device: str | torch.device = "cpu", lattice_beam: float | None = None,
+                 context: ContextGraph | None = None):
         if beam <= 0 or max_active < 1:
             raise ValueError(f"beam must be > 0 and max_active >= 1, got {beam} and {max_active}")
         if lattice_beam is not None and not 0 <= lattice_beam <= beam:
             raise ValueError(f"lattice_beam must lie in [0, beam={beam}], got {lattice_beam}")
         self.beam, self.max_active, self.device = float(beam), int(max_active), torch.device(device)
-        self.lattice_beam = lattice_beam
+        self.lattice_beam, self.context = lattice_beam, context
+        self.num_contexts = 1 if context is None else len(context.node_score)
         weight = graph.weight.detach().float() * lm_scale + word_score * (graph.olabel != graphs.EPSILON).float()
         emitting = graph.ilabel != graphs.EPSILON
         self.emitting = _Arcs(graph, emitting, weight, self.device)
@@ -190,7 +198,7 @@ class WfstDecoder:
         to hold at once: a chunk's frames are not kept, only the tokens and word records)."""
         utt = torch.arange(size, device=self.device).repeat_interleave(self.start.numel())
         tokens = _Tokens(utt, self.start.repeat(size), torch.zeros(utt.numel(), device=self.device),
-                         torch.full_like(utt, -1), torch.arange(utt.numel(), device=self.device))
+                         torch.full_like(utt, -1), torch.arange(utt.numel(), device=self.device), torch.zeros_like(utt))
         search = SearchState(size, torch.zeros(size, dtype=torch.long, device=self.device), tokens, _Records(),
                              _LatticeArcs() if self.lattice_beam is not None else None, tokens, utt.numel())
         search.tokens, search.next_id = self._follow_epsilons(tokens, search.records, search.frames - 1, size,
@@ -240,16 +248,32 @@ class WfstDecoder:
         arcs = self.emitting
         utt = tokens.utt[token]
         score = tokens.score[token] + arcs.weight[arc] + frame_log_probs[utt, arcs.ilabel[arc]]
+        bonus, context = self._context_steps(tokens.context[token], arcs.olabel[arc])
+        score = score + bonus
         best = graphs.segment_max(score, utt, size)
         keep = score >= best[utt] - self.beam
-        token, arc, utt, score = token[keep], arc[keep], utt[keep], score[keep]
-        winner, group = self._recombine(utt, arcs.dst[arc], score)
+        token, arc, utt, score, context = token[keep], arc[keep], utt[keep], score[keep], context[keep]
+        winner, group = self._recombine(utt, arcs.dst[arc], score, context)
         ids = next_id + torch.arange(winner.numel(), device=self.device)
         if lattice is not None:  # every candidate in the beam becomes an arc into its node's token
             lattice.add(utt, tokens.id[token], ids[group], arcs.olabel[arc], score - tokens.score[token])
         token, arc = token[winner], arc[winner]
         record = records.extend(tokens.record[token], arcs.olabel[arc], frame[tokens.utt[token]])
-        return _Tokens(tokens.utt[token], arcs.dst[arc], score[winner], record, ids), next_id + winner.numel()
+        return (_Tokens(tokens.utt[token], arcs.dst[arc], score[winner], record, ids, context[winner]),
+                next_id + winner.numel())
+
+    def _context_steps(self, states: torch.Tensor, olabel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The hotword bonus of each arc's output word and the context state it leads to
+        (epsilon outputs: no bonus, same state)."""
+        if self.context is None:
+            return torch.zeros(states.shape, device=self.device), states
+        word = olabel != graphs.EPSILON
+        gained, moved = self.context.step(states[word].cpu().numpy(), olabel[word].cpu().numpy())
+        bonus = torch.zeros(states.shape, device=self.device)
+        bonus[word] = torch.from_numpy(gained).to(self.device, torch.float32)
+        states = states.clone()
+        states[word] = torch.from_numpy(moved).to(self.device)
+        return bonus, states
 
     def _follow_epsilons(self, tokens: _Tokens, records: _Records, frame: torch.Tensor, size: int,
                          lattice: _LatticeArcs | None, next_id: int) -> tuple[_Tokens, int]:
@@ -264,30 +288,31 @@ class WfstDecoder:
         while True:
             token, arc = self.epsilon.expand(frontier.node)
             utt = frontier.utt[token]
-            score = frontier.score[token] + self.epsilon.weight[arc]
+            bonus, context = self._context_steps(frontier.context[token], self.epsilon.olabel[arc])
+            score = frontier.score[token] + self.epsilon.weight[arc] + bonus
             keep = score >= best[utt] - self.beam
             if not bool(keep.any()):
                 break
-            token, arc, utt, score = token[keep], arc[keep], utt[keep], score[keep]
+            token, arc, utt, score, context = token[keep], arc[keep], utt[keep], score[keep], context[keep]
             record = records.extend(frontier.record[token], self.epsilon.olabel[arc], frame[utt])
             ids = next_id + torch.arange(token.numel(), device=self.device)
             next_id += token.numel()
             if lattice is not None:
                 lattice.add(utt, frontier.id[token], ids, self.epsilon.olabel[arc], score - frontier.score[token])
-            frontier = _Tokens(utt, self.epsilon.dst[arc], score, record, ids)
+            frontier = _Tokens(utt, self.epsilon.dst[arc], score, record, ids, context)
             parts.append(frontier)
         if len(parts) == 1:
             return tokens, next_id
         merged = _Tokens.cat(parts)
-        winner, group = self._recombine(merged.utt, merged.node, merged.score)
+        winner, group = self._recombine(merged.utt, merged.node, merged.score, merged.context)
         if lattice is not None:
             lattice.rename(merged.id, merged.id[winner][group])
         return merged.select(winner), next_id
-    def _recombine(self, utt: torch.Tensor, node: torch.Tensor, score: torch.Tensor
+    def _recombine(self, utt: torch.Tensor, node: torch.Tensor, score: torch.Tensor, context: torch.Tensor
                    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Index of the best candidate for each distinct (utterance, node), and the group
-        (index into those winners) of every candidate."""
-        key, group = torch.unique(utt * self.num_nodes + node, return_inverse=True)
+        """Index of the best candidate for each distinct (utterance, node, context state), and
+        the group (index into those winners) of every candidate."""
+        key, group = torch.unique((utt * self.num_nodes + node) * self.num_contexts + context, return_inverse=True)
         return graphs.segment_argmax(score, group, key.numel()), group
 
     def _within_max_active(self, tokens: _Tokens) -> torch.Tensor:
@@ -305,6 +330,10 @@ class WfstDecoder:
 
     def _best_paths(self, tokens: _Tokens, records: _Records, size: int) -> BeamSearchResult:
         final = self.is_accept[tokens.node]
+        if self.context is not None:  # an unfinished phrase keeps no bonus
+            unfinished = self.context.finalize(tokens.context.cpu().numpy())
+            tokens = dataclasses.replace(tokens, score=tokens.score + torch.from_numpy(unfinished).to(
+                self.device, torch.float32))
         # Prefer tokens in accept nodes: push the others below every final score.
         rank_score = torch.where(final, tokens.score, tokens.score - 1e30)
         best = graphs.segment_argmax(rank_score, tokens.utt, size)
@@ -380,14 +409,16 @@ class _Tokens:
     score: torch.Tensor
     record: torch.Tensor
     id: torch.Tensor  # unique over the whole search: the token's node in the lattice
+    context: torch.Tensor  # its state in the hotwords' context graph (0 without one)
 
     def select(self, mask: torch.Tensor) -> _Tokens:
-        return _Tokens(self.utt[mask], self.node[mask], self.score[mask], self.record[mask], self.id[mask])
+        return _Tokens(self.utt[mask], self.node[mask], self.score[mask], self.record[mask], self.id[mask],
+                       self.context[mask])
 
     @staticmethod
     def cat(parts: list[_Tokens]) -> _Tokens:
         return _Tokens(*(torch.cat([getattr(p, name) for p in parts])
-                         for name in ("utt", "node", "score", "record", "id")))
+                         for name in ("utt", "node", "score", "record", "id", "context")))
 
 
 class _LatticeArcs:

@@ -165,3 +165,32 @@ def test_advancing_chunk_by_chunk_equals_one_call(lm, seed, lattice_beam):
     torch.testing.assert_close(chunked.score, whole.score)
     if lattice_beam is not None:
         assert all(graphs.isomorphic(a, b, atol=1e-4) for a, b in zip(chunked.lattices, whole.lattices))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_hotwords_pick_the_best_sequence_with_its_bonus_and_no_bonus_for_unfinished_phrases(lm, seed):
+    """Unpruned search with a context graph over the graph's words = the best of every word
+    sequence's exact score plus its hotword total (brute force over the sequences)."""
+    from asr.decoding import ContextGraph
+
+    torch.manual_seed(seed)
+    frames = 5
+    log_probs = (2.0 * torch.randn(1, frames, 4)).log_softmax(-1)
+    exact = exact_word_sequence_scores(lm, log_probs[0], frames, max_words=frames)
+    context = ContextGraph.build([[WORDS.index("c"), WORDS.index("c")], [WORDS.index("ba")],
+                                  [WORDS.index("a"), WORDS.index("ab"), WORDS.index("c")]], len(WORDS),
+                                 [3.0, 2.0, 4.0])
+
+    def biased(words):
+        state, total = [0], 0.0
+        for word in words:
+            gained, state = context.step(state, [word])
+            total += float(gained[0])
+        return total + float(context.finalize(state)[0])
+
+    result = WfstDecoder(hlg(lm), beam=1e9, max_active=10**6, context=context)(log_probs, [frames])
+    expected = max(exact, key=lambda words: exact[words] + biased(words))
+    assert tuple(result.words[0]) == expected
+    assert float(result.score[0]) == pytest.approx(exact[expected] + biased(expected), abs=1e-3)
+    unbiased = WfstDecoder(hlg(lm), beam=1e9, max_active=10**6)(log_probs, [frames])
+    assert tuple(unbiased.words[0]) == max(exact, key=exact.get)

@@ -67,8 +67,13 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
     (tmp_path / "hot.txt").write_text("YES NO :2.0\nQUIZ\n")
     assert cli.main([*prefix, "--hotwords", str(tmp_path / "hot.txt")]) == 2
     assert "hotword 'QUIZ' cannot be spelled" in capsys.readouterr().err
-    assert cli.main(prefix[:3] + ["--hotwords", str(tmp_path / "none.txt")]) == 2
-    assert "hotwords bias the prefix beam search" in capsys.readouterr().err
+    # through the graph: phrases of its words; a word it lacks is named
+    assert cli.main([*prefix[:3], "-f", "json", "--beam", "16"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert cli.main([*prefix[:3], "-f", "json", "--beam", "16", "--hotwords", str(tmp_path / "none.txt")]) == 0
+    assert json.loads(capsys.readouterr().out) == plain
+    assert cli.main([*prefix[:3], "--hotwords", str(tmp_path / "hot.txt")]) == 2
+    assert "QUIZ not in the graph's vocabulary" in capsys.readouterr().err
     assert cli.main(arguments[:-2] + ["--tokens", "words"]) == 2
     assert "tokens must be 'char', 'phone' or 'bpe:N'" in capsys.readouterr().err
 
