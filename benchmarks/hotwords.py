@@ -1,0 +1,100 @@
+"""Contextual biasing on the 5,000-word decoding task (benchmarks/speech_task.py): word error
+rates on the hotwords and on the other words, and decoding time, without and with a list of
+rare words as hotwords, decoded by the WFST beam search in the same run.
+
+    python -m benchmarks.hotwords [--phrases 100] [--scores 1 2 3] [--test 300] [--confusion 0.15]
+
+Hotwords: the `--phrases` test-set words the LM's training text has the fewest of (ties by
+first appearance), the names and terms a user would list. B-WER counts the errors on
+reference words in the list (substituted or deleted) plus insertions of listed words, over
+the listed words in the references; U-WER the same for every other word (icefall's and the
+contextual-biasing literature's split). The targets (issue 16): B-WER down >= 30% relative,
+U-WER up <= 0.3 points, decoding time up <= 15%. Needs `pip install english-words` (in the
+`bench` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+
+import torch
+
+from asr.decoding import ContextGraph, WfstDecoder
+from asr.lang import compile_hlg
+from asr.lm import estimate_kneser_ney, grammar_from_arpa
+from asr.scoring import score
+from benchmarks.measure import now
+from benchmarks.speech_task import TOKENS, emissions, make_task
+
+
+def split_error_rates(references: list[list[str]], hypotheses: list[list[str]], biased: set[str]) -> tuple[float, float]:
+    """(B-WER, U-WER): errors on listed words and on the others, each over its reference count."""
+    ids = [str(i) for i in range(len(references))]
+    result = score(dict(zip(ids, map(" ".join, references))), dict(zip(ids, map(" ".join, hypotheses))))
+    errors, totals = collections.Counter(), collections.Counter()
+    for top, bottom in result.alignments.values():
+        for ref, hyp in zip(top, bottom):
+            word = ref if ref != "***" else hyp
+            kind = "b" if word in biased else "u"
+            totals[kind] += ref != "***"
+            errors[kind] += ref != hyp
+    return errors["b"] / max(totals["b"], 1), errors["u"] / max(totals["u"], 1)
+
+
+def decode(decoder: WfstDecoder, log_probs, lengths, words: list[str], batch_size: int
+           ) -> tuple[list[list[str]], float]:
+    hypotheses, start = [], now()
+    for first in range(0, len(lengths), batch_size):
+        result = decoder(log_probs[first:first + batch_size], lengths[first:first + batch_size])
+        hypotheses += [[words[w] for w in sentence] for sentence in result.words]
+    return hypotheses, now() - start
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.hotwords", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--words", type=int, default=5000)
+    parser.add_argument("--sentences", type=int, default=40000, help="LM training sentences")
+    parser.add_argument("--test", type=int, default=300, help="decoded sentences")
+    parser.add_argument("--phrases", type=int, default=100, help="hotwords: the rarest test words")
+    parser.add_argument("--scores", type=float, nargs="+", default=[1.0, 2.0, 3.0], help="bonuses per word to try")
+    parser.add_argument("--confusion", type=float, default=0.15, help="chance a letter shows as another")
+    parser.add_argument("--beam", type=float, default=16.0)
+    parser.add_argument("--max-active", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+
+    task = make_task(args.words, args.sentences, args.test, seed=args.seed)
+    counts = collections.Counter(word for sentence in task.train_sentences for word in sentence)
+    test_words = list(dict.fromkeys(word for sentence in task.test_sentences for word in sentence))
+    hotwords = sorted(test_words, key=lambda word: counts[word])[:args.phrases]  # stable: ties by first use
+    index = {word: i for i, word in enumerate(task.words)}
+    lm = estimate_kneser_ney(task.train_sentences, 3)
+    backoff = len(task.words)
+    hlg = compile_hlg(len(TOKENS), task.lexicon(), grammar_from_arpa(lm, task.words, backoff_label=backoff),
+                      backoff_label=backoff)
+    log_probs, lengths = emissions(task.test_sentences, confusion=args.confusion, seed=args.seed + 2)
+    listed = sum(word in set(hotwords) for sentence in task.test_sentences for word in sentence)
+    print(f"task: {len(task.words)} words, {args.test} test sentences ({sum(map(len, task.test_sentences))} words, "
+          f"{listed} of them hotwords), {len(hotwords)} hotwords (training counts "
+          f"{counts[hotwords[0]]}-{counts[hotwords[-1]]}), letter confusion {args.confusion}")
+    print(f"{'hotwords':<18} {'B-WER':>7} {'U-WER':>7} {'seconds':>8}")
+    plain = WfstDecoder(hlg, args.beam, args.max_active)
+    hypotheses, base_seconds = decode(plain, log_probs, lengths, task.words, args.batch_size)
+    base_b, base_u = split_error_rates(task.test_sentences, hypotheses, set(hotwords))
+    print(f"{'none':<18} {base_b:>7.2%} {base_u:>7.2%} {base_seconds:>8.2f}")
+    for bonus in args.scores:
+        context = ContextGraph.build([[index[word]] for word in hotwords], len(task.words), default_score=bonus)
+        biased = WfstDecoder(hlg, args.beam, args.max_active, context=context)
+        hypotheses, seconds = decode(biased, log_probs, lengths, task.words, args.batch_size)
+        b, u = split_error_rates(task.test_sentences, hypotheses, set(hotwords))
+        verdict = ("PASS" if b <= 0.7 * base_b and u <= base_u + 0.003 and seconds <= 1.15 * base_seconds
+                   else "FAIL")
+        print(f"{f'score {bonus:g}':<18} {b:>7.2%} {u:>7.2%} {seconds:>8.2f}   B-WER {b / max(base_b, 1e-9) - 1:+.0%}, "
+              f"U-WER {100 * (u - base_u):+.2f} points, time {seconds / base_seconds:.2f}x  {verdict}")
+
+
+if __name__ == "__main__":
+    main()
