@@ -105,8 +105,9 @@ class ModelDir:
             if self.graph.topology.name != "ctc":
                 raise ValueError(f"prefix beam search reads CTC frames; this model was trained with "
                                  f"{self.graph.topology.name.upper()}: decode it through its graph or greedily")
-            context = hotword_graph(hotwords, self.tokenizer.encode, self.tokenizer.vocab_size, hotword_score)
-            return PrefixBeamDecoder(self.tokenizer, prefix_beam, context if hotwords else None)
+            context = (hotword_graph(hotwords, self.tokenizer.encode, self.tokenizer.vocab_size, hotword_score)
+                       if hotwords else None)
+            return PrefixBeamDecoder(self.tokenizer, prefix_beam, context)
         graph = graph or self.graph
         if beam is None and not hotwords and not bool((graph.graph.ilabel == graphs.EPSILON).any()):
             return ViterbiDecoder(graph)

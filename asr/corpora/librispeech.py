@@ -12,15 +12,12 @@ utterance. The speaker is the first part of the id.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Sequence
 
 from ..audio import audio_info
 from ..data import Utterance
 from ..download import download, extract
-
-log = logging.getLogger("asr.corpora.librispeech")
 
 AUDIO_URL = "https://www.openslr.org/resources/12/"
 # openslr's published MD5s (https://www.openslr.org/resources/12/md5sum.txt)
@@ -74,13 +71,13 @@ def read_subset(root: str | Path, subset: str) -> list[Utterance]:
         raise FileNotFoundError(f"{folder}: no SPEAKER/CHAPTER/*.trans.txt files")
     utterances = []
     for path in transcripts:
+        chapter = path.name[:-len(".trans.txt")]
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if not line.strip():
                 continue
             utterance, _, text = line.strip().partition(" ")
-            if not text or not utterance.startswith(path.name[:-len(".trans.txt")] + "-"):
-                raise ValueError(f"{path}, line {number}: expected '{path.name[:-len('.trans.txt')]}-N WORDS', "
-                                 f"got {line.rstrip()!r}")
+            if not text or not utterance.startswith(chapter + "-"):
+                raise ValueError(f"{path}, line {number}: expected '{chapter}-N WORDS', got {line.rstrip()!r}")
             audio = path.parent / f"{utterance}.flac"
             if not audio.is_file():
                 raise FileNotFoundError(f"{path}, line {number}: {audio.name} is missing")

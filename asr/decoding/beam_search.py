@@ -262,11 +262,11 @@ class WfstDecoder:
         return (_Tokens(tokens.utt[token], arcs.dst[arc], score[winner], record, ids, context[winner]),
                 next_id + winner.numel())
 
-    def _context_steps(self, states: torch.Tensor, olabel: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _context_steps(self, states: torch.Tensor, olabel: torch.Tensor) -> tuple[torch.Tensor | float, torch.Tensor]:
         """The hotword bonus of each arc's output word and the context state it leads to
-        (epsilon outputs: no bonus, same state)."""
+        (epsilon outputs: no bonus, same state; without hotwords a bonus of 0.0 for all)."""
         if self.context is None:
-            return torch.zeros(states.shape, device=self.device), states
+            return 0.0, states
         word = olabel != graphs.EPSILON
         gained, moved = self.context.step(states[word].cpu().numpy(), olabel[word].cpu().numpy())
         bonus = torch.zeros(states.shape, device=self.device)

@@ -74,9 +74,8 @@ class ContextGraph:
                     token_score[child] = max(token_score[child], score)
                 node = child
             is_end[node] = True
-        graph = cls._arrays(num_tokens, np.array(token_score), np.array(is_end), np.array(parent), np.array(token_of),
-                            np.array(depth), children)
-        return graph
+        return cls._arrays(num_tokens, np.array(token_score), np.array(is_end), np.array(parent), np.array(token_of),
+                           np.array(depth), children)
 
     @classmethod
     def _arrays(cls, num_tokens, token_score, is_end, parent, token_of, depth, children) -> ContextGraph:
@@ -103,9 +102,9 @@ class ContextGraph:
     def _child(self, nodes: np.ndarray, tokens: np.ndarray) -> np.ndarray:
         """The trie child of each node on its token, or -1."""
         keys = nodes * self.num_tokens + tokens
-        where = np.minimum(np.searchsorted(self.keys, keys), max(len(self.keys) - 1, 0))
         if not len(self.keys):
             return np.full(len(keys), -1, dtype=np.int64)
+        where = np.minimum(np.searchsorted(self.keys, keys), len(self.keys) - 1)
         return np.where(self.keys[where] == keys, self.children[where], -1)
 
     def _follow(self, nodes: np.ndarray, tokens: np.ndarray) -> np.ndarray:
@@ -128,8 +127,7 @@ class ContextGraph:
         a match breaks off; in non-strict mode a completed phrase sends the state to the root."""
         states, tokens = np.asarray(states, dtype=np.int64), np.asarray(tokens, dtype=np.int64)
         nodes = self._follow(states, tokens)
-        continued = self._child(states, tokens) >= 0
-        score = np.where(continued, self.token_score[nodes], self.node_score[nodes] - self.node_score[states])
+        score = self.node_score[nodes] - self.node_score[states]  # a token's bonus when it continues the match
         matched = self.output_score[nodes] != 0
         if strict:
             return score + self.output_score[nodes], nodes

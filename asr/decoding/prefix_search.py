@@ -89,12 +89,16 @@ class PrefixSearch:
             # Extending by token c: after a blank when c repeats the last token.
             extend = torch.where(tokens[None, None, :] == last[:, :, None], pb[:, :, None], total[:, :, None])
             extend = (extend + frame[:, None, :]).masked_fill(tokens == blank, NEG_INF)  # [B, K, V]
-            gained, moved = self._context_steps(state, vocab)  # [B, K, V] each
-            best, flat = (extend + bonus[:, :, None] + gained).reshape(size, -1).topk(beam, dim=1)
+            if self.context is None:
+                best_ext, flat = extend.reshape(size, -1).topk(beam, dim=1)
+                child_bonus, child_state = torch.zeros_like(best_ext), torch.zeros_like(flat)
+            else:
+                gained, moved = self._context_steps(state, vocab)  # [B, K, V] each
+                best, flat = (extend + bonus[:, :, None] + gained).reshape(size, -1).topk(beam, dim=1)
+                best_ext = extend.reshape(size, -1).gather(1, flat)
+                child_bonus = best - best_ext  # the parent's bonus plus this token's
+                child_state = moved.reshape(size, -1).gather(1, flat)
             hyp, token = flat // vocab, flat % vocab
-            best_ext = extend.reshape(size, -1).gather(1, flat)
-            child_bonus = best - best_ext  # the parent's bonus plus this token's
-            child_state = moved.reshape(size, -1).gather(1, flat)
             child_key = key.gather(1, hyp) * _HASH_PRIME + token + 1  # wraps around: a 64-bit hash
             child_node = self.trie.add(node.gather(1, hyp).reshape(-1), token.reshape(-1)).reshape(size, beam)
             # K stays + K extensions per utterance; copies of one prefix are log-added into the first
@@ -116,11 +120,8 @@ class PrefixSearch:
 
     def _context_steps(self, state: torch.Tensor, vocab: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The context bonus of extending each prefix by each token, and the state it leads to
-        ([B, K, V]; zeros without a context graph)."""
+        ([B, K, V])."""
         size, beam = state.shape
-        if self.context is None:
-            return torch.zeros(size, beam, vocab, device=state.device), torch.zeros_like(state)[:, :, None].expand(
-                size, beam, vocab)
         states = state[:, :, None].expand(size, beam, vocab).reshape(-1).cpu().numpy()
         tokens = torch.arange(vocab).repeat(size * beam).numpy()
         gained, moved = self.context.step(states, tokens)
