@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-from collections import deque
+from collections import Counter, deque
 from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator, Mapping, Sequence
@@ -238,7 +238,7 @@ class Recognizer:
                     file.transcript.tokens, file.transcript.segments = [], []
         hypotheses = [h for start in range(0, len(units), batch_size)
                       for h in self._force_align([(e, part) for _, _, e, part in units[start:start + batch_size]])]
-        counts = {id(file): sum(unit[0] is file for unit in units) for file in files}
+        counts = Counter(id(file) for file, _, _, _ in units)  # segments to align per file
         for (file, first, emissions, part), hypothesis in zip(units, hypotheses):
             transcript = file.transcript
             if transcript.error:
