@@ -43,6 +43,7 @@ class SpeechTrack:
         self.model, self.rate, self.window, self.threshold = model, sample_rate, _WINDOW[sample_rate], threshold
         self.min_speech = max(1, round(min_speech_seconds * sample_rate / self.window))
         self.speech = torch.zeros(0, dtype=torch.bool)
+        self._settled = 0  # marks before this are final: only a speech run still open may change
         self._rest = torch.zeros(0)
 
     def follow(self, blocks: Iterable[torch.Tensor]) -> Iterator[torch.Tensor]:
@@ -62,7 +63,11 @@ class SpeechTrack:
         with torch.no_grad():
             probabilities = [float(self.model(window, self.rate)) for window in samples[:whole].split(self.window)]
         marks = torch.tensor(probabilities) >= self.threshold
-        self.speech = _drop_short_runs(torch.cat([self.speech, marks]), self.min_speech)
+        tail = _drop_short_runs(torch.cat([self.speech[self._settled:], marks]), self.min_speech)
+        self.speech = torch.cat([self.speech[:self._settled], tail])
+        starts, lengths = blank_runs(tail)
+        still_open = len(starts) and int(starts[-1] + lengths[-1]) == len(tail)
+        self._settled += int(starts[-1]) if still_open else len(tail)
 
     def pauses(self, first: int, count: int, frame_seconds: float) -> torch.Tensor:
         """Whether encoder frames first .. first + count - 1 are outside speech (a frame is

@@ -64,6 +64,34 @@ def test_short_speech_runs_are_dropped_unless_still_open():
     assert torch.equal(_drop_short_runs(speech, 3), expected)
 
 
+class _ScriptedVad(torch.nn.Module):
+    """Answers each window with the next of a fixed list of speech probabilities."""
+
+    def __init__(self, probabilities):
+        super().__init__()
+        self.probabilities, self.position = probabilities, 0
+
+    def reset_states(self):
+        self.position = 0
+
+    def forward(self, window, rate):
+        self.position += 1
+        return torch.tensor(self.probabilities[self.position - 1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_marks_settled_block_by_block_equal_the_whole_file_cleaned_at_once(seed):
+    rng = np.random.default_rng(seed)
+    runs = rng.integers(1, 8, size=60)  # alternating silence and speech runs of 1-7 windows
+    probabilities = np.repeat(np.arange(len(runs)) % 2, runs).astype(float).tolist()
+    samples = torch.zeros(len(probabilities) * 512)
+    expected = _drop_short_runs(torch.tensor(probabilities) >= 0.5, 3)
+    for size in (512, 700, 1536, 5000, len(samples)):
+        track = SpeechTrack(_ScriptedVad(probabilities), 16000, min_speech_seconds=3 * 512 / 16000)
+        list(track.follow(samples.split(size)))
+        assert torch.equal(track.speech, expected), size
+
+
 def test_the_segmenter_takes_its_pauses_from_the_marks_not_the_blanks():
     emissions = torch.zeros(30, 3)
     emissions[:, 1] = 1.0  # every frame's best token is 1: no blank anywhere
