@@ -184,12 +184,12 @@ def _graph_from_flags(args, tokens, topology):
 def beam_options(args, model_defaults: dict):
     """BeamOptions from the search flags over the model directory's defaults, or None when no
     flag asks for a beam search."""
+    from .arpa_table import ArpaTable
     from .decoding import BeamOptions
-    from .lm import read_arpa
 
     given = {"beam": args.beam, "max_active": args.max_active, "lattice_beam": args.lattice_beam,
              "lm_scale": args.lm_scale, "word_score": args.word_score, "nbest": args.nbest,
-             "rescore_lm": read_arpa(args.rescore_lm) if args.rescore_lm else None}
+             "rescore_lm": ArpaTable.read(args.rescore_lm, progress=True) if args.rescore_lm else None}
     given = {name: value for name, value in given.items() if value is not None}
     return BeamOptions(**{**model_defaults, **given}) if given else None
 

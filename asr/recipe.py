@@ -24,12 +24,12 @@ import torch
 import graphs
 from graphs.io import atomic_open, write_atomic
 
+from .arpa_table import ArpaTable
 from .audio import LowSampleRateWarning, load_audio
 from .data import Utterance, read_manifest, write_manifest
 from .decoding import BeamOptions, Decoder
 from .features import GlobalCMVN
 from .lang import build_hlg
-from .lm import NgramLM, read_arpa
 from .model_dir import Featurizer, ModelDir, load_model_dir, save_model_dir
 from .scoring import score
 from .tokenizer import PhoneTokenizer, Tokenizer
@@ -246,10 +246,11 @@ class CorpusRecipe:
                              config, lexicon(data_dir) if args.tokens == "phone" else None, args.device, args.seed,
                              decoding_lm(data_dir) if decoding_lm else None)
         if stage(args, 3, "decode and score"):
-            return self._score(exp, args, read_arpa(rescore_lm(data_dir)) if rescore_lm else None)
+            rescoring = ArpaTable.cached(rescore_lm(data_dir), exp / "rescore_lm.npz") if rescore_lm else None
+            return self._score(exp, args, rescoring)
         return None
 
-    def _score(self, exp: Path, args, rescore: NgramLM | None) -> dict:
+    def _score(self, exp: Path, args, rescore: ArpaTable | None) -> dict:
         saved = load_model_dir(exp / "model")
         decoder = None
         if rescore is not None:  # the directory's own search, its lattices rescored

@@ -24,6 +24,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -49,20 +50,25 @@ def _distinct_pairs(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     return pairs[np.sort(keep)]
 
 
-def write_arpa(path: Path, num_words: int, num_bigrams: int, num_trigrams: int, seed: int) -> list[str]:
-    """The synthetic trigram ARPA described in the module docstring; returns its words."""
+def write_arpa(path: Path, num_words: int, counts: Sequence[int], seed: int) -> list[str]:
+    """The synthetic ARPA described in the module docstring, with `counts[0]` bigrams,
+    `counts[1]` trigrams and so on; returns its words."""
     rng = np.random.default_rng(seed)
     words = random_words(num_words, rng)
     vocabulary = np.array(["<s>", "</s>", *words])
     zipf = 1.0 / np.arange(1, num_words + 1)
     zipf /= zipf.sum()
-    history = rng.choice(num_words, size=int(num_bigrams * 1.3), p=zipf) + 2
-    bigrams = _distinct_pairs(history, rng.integers(1, num_words + 2, size=history.size))[:num_bigrams]
-    extended = bigrams[rng.choice(len(bigrams), size=int(num_trigrams * 1.3))]
-    trigrams = np.unique(np.concatenate([extended, rng.integers(1, num_words + 2, size=(len(extended), 1))], axis=1),
-                         axis=0)[:num_trigrams]
-    size = len(vocabulary)
-    has_trigram = np.isin(bigrams[:, 0] * size + bigrams[:, 1], trigrams[:, 0] * size + trigrams[:, 1])
+    history = rng.choice(num_words, size=int(counts[0] * 1.3), p=zipf) + 2
+    orders = [np.arange(len(vocabulary)).reshape(-1, 1),
+              _distinct_pairs(history, rng.integers(1, num_words + 2, size=history.size))[:counts[0]]]
+    extended = [np.ones(len(vocabulary), dtype=bool)]  # whether an n-gram is the prefix of a longer one
+    for count in counts[1:]:  # each n-gram extends an existing (n-1)-gram by a word
+        prefix = rng.choice(len(orders[-1]), size=int(count * 1.3))
+        longer = np.concatenate([orders[-1][prefix], rng.integers(1, num_words + 2, size=(len(prefix), 1))], axis=1)
+        longer, first = np.unique(longer, axis=0, return_index=True)
+        extended.append(np.zeros(len(orders[-1]), dtype=bool))
+        extended[-1][prefix[first[:count]]] = True
+        orders.append(longer[:count])
 
     def lines(columns: np.ndarray, backoff: np.ndarray | None) -> str:
         probs = rng.uniform(-6.0, -0.5, size=len(columns))
@@ -72,12 +78,11 @@ def write_arpa(path: Path, num_words: int, num_bigrams: int, num_trigrams: int, 
             text = [f"{t}\t{w:.4f}" if b else t for t, w, b in zip(text, weights, backoff)]
         return "\n".join(text) + "\n"
 
-    unigrams = np.arange(len(vocabulary)).reshape(-1, 1)
     with open(path, "w", encoding="utf-8") as out:
-        out.write(f"\\data\\\nngram 1={len(unigrams)}\nngram 2={len(bigrams)}\nngram 3={len(trigrams)}\n\n")
-        out.write("\\1-grams:\n" + lines(unigrams, np.ones(len(unigrams), dtype=bool)))
-        out.write("\n\\2-grams:\n" + lines(bigrams, has_trigram))
-        out.write("\n\\3-grams:\n" + lines(trigrams, None) + "\n\\end\\\n")
+        out.write("\\data\\\n" + "".join(f"ngram {n}={len(rows)}\n" for n, rows in enumerate(orders, 1)))
+        for n, rows in enumerate(orders, 1):
+            out.write(f"\n\\{n}-grams:\n" + lines(rows, extended[n - 1] if n < len(orders) else None))
+        out.write("\n\\end\\\n")
     return words
 
 
@@ -117,7 +122,7 @@ def main(argv=None) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         arpa = folder / "synthetic.arpa"
         start = time.perf_counter()
-        write_arpa(arpa, args.words, args.bigrams, args.trigrams, args.seed)
+        write_arpa(arpa, args.words, [args.bigrams, args.trigrams], args.seed)
         print(f"synthetic ARPA: {args.words:,} words, {args.bigrams:,} bigrams, {args.trigrams:,} trigrams, "
               f"{arpa.stat().st_size / 2**20:.0f} MiB, written in {time.perf_counter() - start:.0f} s")
         for stage in ("read", "hlg"):

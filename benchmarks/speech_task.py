@@ -70,21 +70,31 @@ def make_task(num_words: int = 5000, train_sentences: int = 40000, test_sentence
 
 
 def emissions(sentences: list[list[str]], confusion: float = 0.15, noise_mean: float = 6.0, noise_sd: float = 2.0,
-              seed: int = 2) -> tuple[torch.Tensor, torch.Tensor]:
-    """CTC-like log-probabilities [B, T, 27] for the letters of each sentence, and lengths [B]."""
+              seed: int = 2, runner_up: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """CTC-like log-probabilities [B, T, 27] for the letters of each sentence, and lengths [B].
+    `runner_up`: on a confused frame the true letter scores this far below the shown one (as a
+    real model's second choice would) instead of drawing from the noise."""
     rng = np.random.default_rng(seed)
-    paths = []
+    paths, truths = [], []
     for words in sentences:
         letters = [TOKENS.index(c) for c in "".join(words)]
         path = [0] * int(rng.integers(0, 3))
+        truth = list(path)
         for i, letter in enumerate(letters):
             if i and letters[i - 1] == letter:
                 path.append(0)
+                truth.append(0)
             shown = letter if rng.random() >= confusion else int(rng.integers(1, len(TOKENS)))
-            path += [shown] * int(rng.integers(1, 4)) + [0] * int(rng.integers(0, 3))
+            duration, pause = int(rng.integers(1, 4)), int(rng.integers(0, 3))
+            path += [shown] * duration + [0] * pause
+            truth += [letter] * duration + [0] * pause
         paths.append(path)
+        truths.append(truth)
     lengths = torch.tensor([len(p) for p in paths])
     scores = rng.normal(-noise_mean, noise_sd, size=(len(paths), int(lengths.max()), len(TOKENS)))
-    for b, path in enumerate(paths):
-        scores[b, np.arange(len(path)), path] = 0.0
+    for b, (path, truth) in enumerate(zip(paths, truths)):
+        frames = np.arange(len(path))
+        if runner_up is not None:
+            scores[b, frames, truth] = -runner_up
+        scores[b, frames, path] = 0.0
     return torch.from_numpy(scores).float().log_softmax(-1), lengths

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import graphs
 
+from ..arpa_table import ArpaTable
 from ..lm import LN10, NgramLM
 
 
@@ -39,7 +40,8 @@ def lattice_nbest(lattice: graphs.Graph, n: int) -> list[ScoredWords]:
     return hypotheses
 
 
-def rescore(hypotheses: Sequence[ScoredWords], words: Sequence[str], old_lm: NgramLM, new_lm: NgramLM,
+def rescore(hypotheses: Sequence[ScoredWords], words: Sequence[str], old_lm: NgramLM | ArpaTable,
+            new_lm: NgramLM | ArpaTable,
             lm_scale: float = 1.0) -> list[ScoredWords]:
     """The hypotheses with the old LM's contribution replaced by the new LM's, best first.
     A sentence the new LM gives probability zero (an unknown word and no <unk>) gets -inf."""

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import graphs
-from asr.decoding import CTCTopology, WfstDecoder, viterbi_words
+from asr.decoding import CTCTopology, WfstDecoder, lattice_nbest, viterbi_words
 from asr.lang import compile_hlg, compose_hlg
 from asr.lm import estimate_kneser_ney, grammar_from_arpa
 
@@ -181,16 +181,20 @@ def test_hotwords_pick_the_best_sequence_with_its_bonus_and_no_bonus_for_unfinis
                                   [WORDS.index("a"), WORDS.index("ab"), WORDS.index("c")]], len(WORDS),
                                  [3.0, 2.0, 4.0])
 
-    def biased(words):
+    def biased(words, finished=True):
         state, total = [0], 0.0
         for word in words:
             gained, state = context.step(state, [word])
             total += float(gained[0])
-        return total + float(context.finalize(state)[0])
+        return total + float(context.finalize(state)[0]) * finished
 
-    result = WfstDecoder(hlg(lm), beam=1e9, max_active=10**6, context=context)(log_probs, [frames])
+    result = WfstDecoder(hlg(lm), beam=1e9, max_active=10**6, context=context, lattice_beam=1e9)(log_probs, [frames])
     expected = max(exact, key=lambda words: exact[words] + biased(words))
     assert tuple(result.words[0]) == expected
     assert float(result.score[0]) == pytest.approx(exact[expected] + biased(expected), abs=1e-3)
+    # the lattice's arcs carry the scores and bonuses of their words (the end-of-utterance take-back is not an arc)
+    in_lattice = {tuple(h.words): h.score for h in lattice_nbest(result.lattices[0], 10_000)}
+    for words in list(in_lattice)[:20]:
+        assert in_lattice[words] == pytest.approx(exact[words] + biased(words, finished=False), abs=1e-3)
     unbiased = WfstDecoder(hlg(lm), beam=1e9, max_active=10**6)(log_probs, [frames])
     assert tuple(unbiased.words[0]) == max(exact, key=exact.get)
