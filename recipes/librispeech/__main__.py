@@ -1,9 +1,10 @@
 """librispeech: 16 kHz read audiobooks (openslr 12), a conformer CTC on word pieces, decoded
-through the HLG of the published pruned trigram over its 200,000 words (--rescore: lattices
-rescored with the published 4-gram).
+through the HLG of the published pruned trigram over its 200,000 words, lattices rescored
+with the published 4-gram (read once into a table of arrays, exp/rescore_lm.npz: about
+2.5 GB; --no-rescore skips it).
 
 python -m recipes.librispeech [--data-dir D] [--exp-dir E] [--train-sets train-clean-100[,...]]
-    [--tokens bpe:500] [--rescore] [--stage N] [--stop-stage M]
+    [--tokens bpe:500] [--no-rescore] [--stage N] [--stop-stage M]
 Stages: 0 download the chosen training subsets, dev-clean/other, test-clean/other and the
 lexicon and LMs of openslr 11 (resumable, checksums checked; skipped for what the data dir
 holds), 1 manifests, 2 train (speed perturbation 0.9/1.1, SpecAugment; data-parallel under
@@ -15,6 +16,8 @@ this size is in that range, and the trigram graph and 4-gram rescoring take a fe
 Hours: train-clean-100 is 100 h of audio, 300 h an epoch with speed perturbation: about a day
 on one current GPU for the default epochs, weeks on CPUs (use torchrun on GPUs).
 """
+
+import argparse
 
 from asr import recipe
 from asr.corpora import librispeech
@@ -48,9 +51,9 @@ TRAIN_960H = RecognizerConfig(
 def options(parser):
     parser.add_argument("--train-sets", default="train-clean-100",
                         help="comma-separated training subsets (all three: the 960-hour config)")
-    parser.add_argument("--rescore", action="store_true",
-                        help="rescore the lattices with the 4-gram (its hundreds of millions of n-grams need more memory than "
-                        "the ARPA reader has on a 24 GB machine)")
+    parser.add_argument("--rescore", action=argparse.BooleanOptionalAction, default=True,
+                        help="rescore the lattices with the 4-gram (default; its first read takes minutes, then it is "
+                        "loaded from exp/rescore_lm.npz)")
 
 
 def main():

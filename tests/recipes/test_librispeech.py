@@ -28,12 +28,13 @@ def test_librispeech_recipe_runs_every_stage_on_a_tiny_corpus(run_recipe, tmp_pa
             "train": {"average_last": 1, "keep_last": 1, "warmup_epochs": 0}, "lm_scale": 0.5}
     (tmp_path / "tiny.json").write_text(json.dumps(tiny))
     results, stdout, exp = run_recipe("librispeech", data, "--tokens", "bpe:30", "--epochs", "2",
-                                      "--config", str(tmp_path / "tiny.json"), "--rescore")
+                                      "--config", str(tmp_path / "tiny.json"))
     assert sorted(results["sets"]) == ["dev-clean", "dev-other", "test-clean", "test-other"]
     assert results["tokens"] == "bpe" and results["parameters"] < 100_000
     graph_words = (exp / "model" / "graph" / "words.txt").read_text().split()
     assert {"ZERO", "TEN"} <= set(graph_words)  # the LM's words, not only the training transcripts'
     assert all((exp / f"hyp_{name}.txt").exists() for name in results["sets"])
+    assert (exp / "rescore_lm.npz").is_file()  # the 4-gram rescored the lattices (the default), read once
     assert "WER test-clean" in stdout
 
 
