@@ -18,7 +18,6 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
 import graphs
@@ -131,24 +130,17 @@ class BeamSearchDecoder:
 class _Arcs:
     """Arcs of one kind (emitting or epsilon-input) grouped by source node, on the device."""
 
-    def __init__(self, graph: graphs.Graph, mask: torch.Tensor, weight: torch.Tensor, device,
-                 shift: torch.Tensor | None = None):
+    def __init__(self, graph: graphs.Graph, mask: torch.Tensor, weight: torch.Tensor, device):
         src = graph.src[mask]
         order = torch.argsort(src, stable=True)
         self.dst = graph.dst[mask][order].to(device)
         self.ilabel = graph.ilabel[mask][order].to(device)
         self.olabel = graph.olabel[mask][order].to(device)
-        # `shift`: the hotword look-ahead folded into the search weights, taken out of lattice arcs
-        self.shift = None if shift is None else shift[mask][order].to(device)
-        self.weight = weight[mask][order].to(device) + (0.0 if self.shift is None else self.shift)
+        self.weight = weight[mask][order].to(device)
         counts = torch.bincount(src, minlength=graph.num_nodes)
         self.offsets = torch.zeros(graph.num_nodes + 1, dtype=torch.long)
         self.offsets[1:] = torch.cumsum(counts, 0)
         self.offsets = self.offsets.to(device)
-
-    def arc_scores(self, arc: torch.Tensor, gained: torch.Tensor) -> torch.Tensor:
-        """What arcs add to a path (lattice weights): `gained` in the search, less the look-ahead."""
-        return gained if self.shift is None else gained - self.shift[arc]
 
     def expand(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(token index, arc index) for every arc leaving each token's node."""
@@ -168,11 +160,7 @@ class WfstDecoder:
     the emission score of the arc's input label. With a `context` graph over the graph's word
     labels (hotwords), each hypothesis also walks it: a word arc adds the context's bonus,
     hypotheses in different context states are not recombined, and the best path is chosen
-    with an unfinished phrase's bonus taken back. As the graph puts a word's label at its
-    end, the bonus a hypothesis could still earn before its next word label (`lookahead`,
-    per node) is added to its score while it searches and removed at the end, so that a
-    hotword's path is not pruned before its label is reached (the graph-search form of
-    icefall's bonus per token of a partial match).
+    with an unfinished phrase's bonus taken back.
     """
 
     def __init__(self, graph: graphs.Graph, beam: float = BeamOptions.beam, max_active: int = BeamOptions.max_active,
@@ -188,12 +176,8 @@ class WfstDecoder:
         self.num_contexts = 1 if context is None else len(context.node_score)
         weight = graph.weight.detach().float() * lm_scale + word_score * (graph.olabel != graphs.EPSILON).float()
         emitting = graph.ilabel != graphs.EPSILON
-        self.lookahead = None if context is None else _hotword_lookahead(graph, context)
-        shift = None if context is None else self.lookahead[graph.dst] - self.lookahead[graph.src]
-        self.emitting = _Arcs(graph, emitting, weight, self.device, shift)
-        self.epsilon = _Arcs(graph, ~emitting, weight, self.device, shift)
-        if self.lookahead is not None:
-            self.lookahead = self.lookahead.to(self.device)
+        self.emitting = _Arcs(graph, emitting, weight, self.device)
+        self.epsilon = _Arcs(graph, ~emitting, weight, self.device)
         _check_no_epsilon_cycle(graph, ~emitting)
         self.num_nodes = graph.num_nodes
         self.start = torch.as_tensor(graph.start, dtype=torch.long).reshape(-1).to(self.device)
@@ -213,9 +197,7 @@ class WfstDecoder:
         chunk with `advance` and read the result with `finish` (streaming, or emissions too long
         to hold at once: a chunk's frames are not kept, only the tokens and word records)."""
         utt = torch.arange(size, device=self.device).repeat_interleave(self.start.numel())
-        nodes = self.start.repeat(size)
-        score = torch.zeros(utt.numel(), device=self.device) if self.lookahead is None else self.lookahead[nodes]
-        tokens = _Tokens(utt, nodes, score,
+        tokens = _Tokens(utt, self.start.repeat(size), torch.zeros(utt.numel(), device=self.device),
                          torch.full_like(utt, -1), torch.arange(utt.numel(), device=self.device), torch.zeros_like(utt))
         search = SearchState(size, torch.zeros(size, dtype=torch.long, device=self.device), tokens, _Records(),
                              _LatticeArcs() if self.lattice_beam is not None else None, tokens, utt.numel())
@@ -274,8 +256,7 @@ class WfstDecoder:
         winner, group = self._recombine(utt, arcs.dst[arc], score, context)
         ids = next_id + torch.arange(winner.numel(), device=self.device)
         if lattice is not None:  # every candidate in the beam becomes an arc into its node's token
-            lattice.add(utt, tokens.id[token], ids[group], arcs.olabel[arc],
-                        arcs.arc_scores(arc, score - tokens.score[token]))
+            lattice.add(utt, tokens.id[token], ids[group], arcs.olabel[arc], score - tokens.score[token])
         token, arc = token[winner], arc[winner]
         record = records.extend(tokens.record[token], arcs.olabel[arc], frame[tokens.utt[token]])
         return (_Tokens(tokens.utt[token], arcs.dst[arc], score[winner], record, ids, context[winner]),
@@ -317,8 +298,7 @@ class WfstDecoder:
             ids = next_id + torch.arange(token.numel(), device=self.device)
             next_id += token.numel()
             if lattice is not None:
-                lattice.add(utt, frontier.id[token], ids, self.epsilon.olabel[arc],
-                            self.epsilon.arc_scores(arc, score - frontier.score[token]))
+                lattice.add(utt, frontier.id[token], ids, self.epsilon.olabel[arc], score - frontier.score[token])
             frontier = _Tokens(utt, self.epsilon.dst[arc], score, record, ids, context)
             parts.append(frontier)
         if len(parts) == 1:
@@ -350,10 +330,10 @@ class WfstDecoder:
 
     def _best_paths(self, tokens: _Tokens, records: _Records, size: int) -> BeamSearchResult:
         final = self.is_accept[tokens.node]
-        if self.context is not None:  # no look-ahead left, and an unfinished phrase keeps no bonus
+        if self.context is not None:  # an unfinished phrase keeps no bonus
             unfinished = self.context.finalize(tokens.context.cpu().numpy())
-            tokens = dataclasses.replace(tokens, score=tokens.score - self.lookahead[tokens.node] + torch.from_numpy(
-                unfinished).to(self.device, torch.float32))
+            tokens = dataclasses.replace(tokens, score=tokens.score + torch.from_numpy(unfinished).to(
+                self.device, torch.float32))
         # Prefer tokens in accept nodes: push the others below every final score.
         rank_score = torch.where(final, tokens.score, tokens.score - 1e30)
         best = graphs.segment_argmax(rank_score, tokens.utt, size)
@@ -394,28 +374,6 @@ class WfstDecoder:
         chosen = [g for g, ok in zip(words, small) if ok]
         determinized = iter(graphs.minimize(graphs.determinize(chosen, "tropical"), "tropical") if chosen else [])
         return [next(determinized) if ok else g for g, ok in zip(words, small)]
-
-
-def _hotword_lookahead(graph: graphs.Graph, context: ContextGraph) -> torch.Tensor:
-    """Per node, the largest bonus a word label reachable from it without passing another
-    word label earns from the context graph's root (a phrase's first word): the fixed point
-    of max over out-arcs, in rounds over all arcs at once (as many as the longest stretch
-    of arcs without a word label)."""
-    words = np.arange(context.num_tokens)
-    gain = torch.from_numpy(context.step(np.zeros_like(words), words)[0]).float().clamp(min=0.0)
-    is_word = graph.olabel != graphs.EPSILON
-    word_gain = torch.zeros(graph.num_arcs)
-    labels = graph.olabel[is_word]
-    known = labels < context.num_tokens  # graph words outside the context graph earn nothing
-    word_gain[torch.nonzero(is_word).flatten()[known]] = gain[labels[known]]
-    lookahead = torch.zeros(graph.num_nodes)
-    for _ in range(graph.num_nodes):
-        through = torch.where(is_word, word_gain, lookahead[graph.dst])
-        updated = lookahead.scatter_reduce(0, graph.src, through, "amax")
-        if torch.equal(updated, lookahead):
-            break
-        lookahead = updated
-    return lookahead
 
 
 def _check_no_epsilon_cycle(graph: graphs.Graph, epsilon: torch.Tensor) -> None:
