@@ -3,6 +3,7 @@ rates on the hotwords and on the other words, and decoding time, without and wit
 rare words as hotwords, decoded by the WFST beam search in the same run.
 
     python -m benchmarks.hotwords [--phrases 100] [--scores 1 2 3] [--test 300] [--confusion 0.15]
+        [--runner-up NATS]
 
 Hotwords: the `--phrases` test-set words the LM's training text has the fewest of (ties by
 first appearance), the names and terms a user would list. B-WER counts the errors on
@@ -59,6 +60,9 @@ def main(argv=None) -> None:
     parser.add_argument("--phrases", type=int, default=100, help="hotwords: the rarest test words")
     parser.add_argument("--scores", type=float, nargs="+", default=[1.0, 2.0, 3.0], help="bonuses per word to try")
     parser.add_argument("--confusion", type=float, default=0.15, help="chance a letter shows as another")
+    parser.add_argument("--runner-up", type=float, default=None,
+                        help="softer emissions: a confused letter's true letter scores this many nats below the "
+                        "shown one (default: drawn from the noise, about 6 below)")
     parser.add_argument("--beam", type=float, default=16.0)
     parser.add_argument("--max-active", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=50)
@@ -75,7 +79,8 @@ def main(argv=None) -> None:
     backoff = len(task.words)
     hlg = compile_hlg(len(TOKENS), task.lexicon(), grammar_from_arpa(lm, task.words, backoff_label=backoff),
                       backoff_label=backoff)
-    log_probs, lengths = emissions(task.test_sentences, confusion=args.confusion, seed=args.seed + 2)
+    log_probs, lengths = emissions(task.test_sentences, confusion=args.confusion, seed=args.seed + 2,
+                                 runner_up=args.runner_up)
     listed = sum(word in set(hotwords) for sentence in task.test_sentences for word in sentence)
     print(f"task: {len(task.words)} words, {args.test} test sentences ({sum(map(len, task.test_sentences))} words, "
           f"{listed} of them hotwords), {len(hotwords)} hotwords (training counts "
