@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmarks.measure import fmt_bytes, measure_in_subprocess, report_measurement
+from benchmarks.measure import fmt_bytes, measure_in_subprocess, own_peak_bytes, report_measurement
 
 LETTERS = np.array(list("abcdefghijklmnopqrstuvwxyz"))
 
@@ -101,7 +100,7 @@ def measure_main(args) -> None:
         graph = build_hlg(tokens, {w: [list(w)] for w in words}, lm)
         seconds["build_hlg"] = time.perf_counter() - start
         seconds["arcs"], seconds["nodes"] = graph.graph.num_arcs, graph.graph.num_nodes
-    report_measurement({**seconds, "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
+    report_measurement({**seconds, "peak_bytes": own_peak_bytes()})
 
 
 def main(argv=None) -> None:

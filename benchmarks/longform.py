@@ -3,7 +3,7 @@ of 1, 10, 30 and 60 minutes, against decoding the same utterances one by one.
 
 The long files are the utterances of a manifest (e.g. a recipe's held-out set) in a seeded
 order, repeated as often as needed, with pauses of 0.3-1.5 s between them. Each length is
-decoded in a fresh subprocess, whose own peak RSS (getrusage of that child) is reported with
+decoded in a fresh subprocess, whose own peak RSS (its VmHWM) is reported with
 its real-time factor; the parent decodes every utterance on its own once and compares: WER of
 the long file and of the one-by-one decoding against the references, and, in the utterances
 whose words came out the same both ways, how far each word's start in the long file is from
@@ -38,7 +38,7 @@ from asr.model_dir import load_model_dir
 from asr.scoring import score
 from asr.transcribe import Recognizer
 
-from .measure import REPO_ROOT, report_measurement
+from .measure import REPO_ROOT, own_peak_bytes, report_measurement
 
 
 def build_long_file(utterances, minutes: float, sample_rate: int, path: Path, seed: int) -> list[tuple[str, float]]:
@@ -72,7 +72,7 @@ def measure(model: str, audio: str, output: str) -> None:
     seconds = time.perf_counter() - start
     Path(output).write_text(json.dumps({"words": transcript.words, "starts": transcript.starts,
                                         "error": transcript.error, "duration": transcript.duration}))
-    report_measurement({"seconds": seconds})
+    report_measurement({"seconds": seconds, "peak_rss_bytes": own_peak_bytes()})
 
 
 def run_measure(model: str, audio: Path, output: Path) -> dict:
@@ -80,13 +80,13 @@ def run_measure(model: str, audio: Path, output: Path) -> dict:
     env = dict(os.environ, PYTHONPATH=str(REPO_ROOT))
     child = subprocess.Popen([sys.executable, "-m", "benchmarks.longform", "--measure", model, str(audio), str(output)],
                              cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(child.pid, 0)
+    _, status, _ = os.wait4(child.pid, 0)
     child.returncode = os.waitstatus_to_exitcode(status)
     stdout = child.stdout.read()
     if child.returncode:
         raise RuntimeError(f"measuring {audio} failed (exit {child.returncode})")
     result = json.loads(next(line for line in stdout.splitlines() if line.startswith("MEASURE-RESULT "))[15:])
-    return {**result, "peak_rss_bytes": usage.ru_maxrss * 1024, **json.loads(output.read_text())}
+    return {**result, **json.loads(output.read_text())}
 
 
 def compare(placed, references, singles, long, frame_seconds: float) -> dict:

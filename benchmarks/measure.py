@@ -29,6 +29,12 @@ def rss_kib(field_name: str) -> int:
     raise KeyError(field_name)
 
 
+def own_peak_bytes() -> int:
+    """This process's peak RSS since it started (VmHWM: getrusage's ru_maxrss would include the
+    peak of the parent that forked it, which Linux carries across fork and exec)."""
+    return rss_kib("VmHWM") * 1024
+
+
 def reset_peak_rss() -> bool:
     """Reset VmHWM to the current RSS (Linux >= 4.0); False where not allowed."""
     try:

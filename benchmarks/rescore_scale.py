@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import sys
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.hlg_scale import write_arpa
-from benchmarks.measure import fmt_bytes, measure_in_subprocess, report_measurement
+from benchmarks.measure import fmt_bytes, measure_in_subprocess, own_peak_bytes, report_measurement
 
 SENTENCES = 2000  # scored per stage, 20 words each
 
@@ -38,7 +37,7 @@ def measure_main(args) -> None:
     from asr.lm import BOS, EOS, read_arpa
 
     if args.measure == "imports":
-        return report_measurement({"imports": 0.0, "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
+        return report_measurement({"imports": 0.0, "peak_bytes": own_peak_bytes()})
     start = time.perf_counter()
     if args.measure == "dict":
         lm = read_arpa(args.arpa)
@@ -54,7 +53,7 @@ def measure_main(args) -> None:
     start = time.perf_counter()
     result["checksum"] = sum(lm.sentence_log10_prob(s) for s in sentences)
     result["ms_per_sentence"] = (time.perf_counter() - start) / SENTENCES * 1000
-    report_measurement({**result, "peak_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024})
+    report_measurement({**result, "peak_bytes": own_peak_bytes()})
 
 
 def main(argv=None) -> None:
