@@ -20,14 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
-from benchmarks.measure import fmt_bytes, measure_in_subprocess, own_peak_bytes, report_measurement
+from benchmarks.measure import fmt_bytes, measure_in_subprocess, own_peak_bytes, report_measurement, work_folder
 
 LETTERS = np.array(list("abcdefghijklmnopqrstuvwxyz"))
 
@@ -116,9 +115,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.measure:
         return measure_main(args)
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(args.keep or scratch)
-        folder.mkdir(parents=True, exist_ok=True)
+    with work_folder(args.keep) as folder:
         arpa = folder / "synthetic.arpa"
         start = time.perf_counter()
         write_arpa(arpa, args.words, [args.bigrams, args.trigrams], args.seed)

@@ -4,17 +4,29 @@ its own CUDA measurement) and `report_measurement`; the parent reads it with `me
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MEASURE_PREFIX = "MEASURE-RESULT "
+
+
+@contextlib.contextmanager
+def work_folder(keep: str | None) -> Iterator[Path]:
+    """The folder `keep` (created when missing), or else a temporary one removed afterwards:
+    where a benchmark writes its generated inputs."""
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(keep or scratch)
+        folder.mkdir(parents=True, exist_ok=True)
+        yield folder
 
 
 def now() -> float:

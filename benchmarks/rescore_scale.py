@@ -19,14 +19,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 
 from benchmarks.hlg_scale import write_arpa
-from benchmarks.measure import fmt_bytes, measure_in_subprocess, own_peak_bytes, report_measurement
+from benchmarks.measure import fmt_bytes, measure_in_subprocess, own_peak_bytes, report_measurement, work_folder
 
 SENTENCES = 2000  # scored per stage, 20 words each
 
@@ -71,9 +69,7 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if args.measure:
         return measure_main(args)
-    with tempfile.TemporaryDirectory() as scratch:
-        folder = Path(args.keep or scratch)
-        folder.mkdir(parents=True, exist_ok=True)
+    with work_folder(args.keep) as folder:
         arpa, npz = folder / "synthetic.arpa", folder / "synthetic.npz"
         start = time.perf_counter()
         write_arpa(arpa, args.words, args.counts, args.seed)
