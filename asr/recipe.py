@@ -13,6 +13,8 @@ import atexit
 import dataclasses
 import json
 import logging
+import os
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -51,7 +53,11 @@ def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None 
     parser.add_argument("--exp-dir", default=exp_dir, help="where manifests, checkpoints and results go")
     parser.add_argument("--stage", type=int, default=0, help="first stage to run")
     parser.add_argument("--stop-stage", type=int, default=100, help="last stage to run")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="cuda (the default where there is a GPU: every GPU of this machine, data-parallel "
+                        "through torchrun; see --gpus), cuda:N (that GPU alone) or cpu")
+    parser.add_argument("--gpus", type=int, help="with --device cuda, train on this many of the machine's GPUs "
+                        "(default: all of them)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--config", help="JSON file of training settings that change the recipe's, as `asr train "
                         "--config` changes the defaults (e.g. {\"model\": {\"num_layers\": 6}})")
@@ -61,6 +67,11 @@ def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None 
     if tokens is not None:
         parser.add_argument("--tokens", default=tokens, help=f"phone (the corpus lexicon), char or bpe:N (default {tokens})")
     args = parser.parse_args()
+    gpus = args.gpus if args.gpus is not None else torch.cuda.device_count()
+    command = data_parallel_command(sys.modules["__main__"].__spec__, sys.argv[1:], args.device, gpus, os.environ)
+    if command is not None:  # this process becomes torchrun's launcher of one process per GPU
+        print(f"running on {gpus} GPUs: {' '.join(command)}", file=sys.stderr, flush=True)
+        os.execv(command[0], command)
     context = init_distributed()  # under torchrun: training is data-parallel, rank 0 runs the other stages
     atexit.register(cleanup)
     args.main, args.device = context.is_main, rank_device(args.device, context)
@@ -68,6 +79,18 @@ def arguments(description: str, data_dir: str, exp_dir: str, tokens: str | None 
                         format="%(asctime)s %(name)s %(message)s")
     Path(args.exp_dir).mkdir(parents=True, exist_ok=True)
     return args
+
+
+def data_parallel_command(main_spec, argv: Sequence[str], device: str, gpus: int, environ) -> list[str] | None:
+    """The torchrun command that reruns the recipe `main_spec` (its `__main__` module's spec)
+    with `argv` as one process per GPU on this machine, or None when it runs as it is: under
+    torchrun already, on the CPU or one named GPU (cuda:N), with fewer than 2 GPUs, or not
+    started with `python -m`."""
+    if "WORLD_SIZE" in environ or device != "cuda" or gpus < 2 or main_spec is None:
+        return None
+    module = main_spec.name.removesuffix(".__main__")
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={gpus}", "-m", module,
+            *argv]
 
 
 def stage(args, number: int, name: str, every_rank: bool = False) -> bool:

@@ -14,7 +14,8 @@ Expected (published small CTC models, no LM): ESPnet2's CTC-only E-Branchformer 
 train-clean-100 reaches 9.6 / 23.1 % WER greedy on test-clean / test-other; a conformer CTC of
 this size is in that range, and the trigram graph and 4-gram rescoring take a few points off.
 Hours: train-clean-100 is 100 h of audio, 300 h an epoch with speed perturbation: about a day
-on one current GPU for the default epochs, weeks on CPUs (use torchrun on GPUs).
+on one current GPU for the default epochs, weeks on CPUs. On a machine with several GPUs the
+recipe runs one training process per GPU itself (torchrun; `--gpus N` for fewer).
 """
 
 import argparse

@@ -42,3 +42,20 @@ def test_librispeech_configs_have_the_sizes_of_published_small_and_large_ctc_mod
     small = TransformerEncoder(TRAIN_100H.model.with_vocab(501)).num_parameters()
     large = TransformerEncoder(TRAIN_960H.model.with_vocab(501)).num_parameters()
     assert 25e6 <= small <= 30e6 and large > 3 * small, (small, large)
+
+
+def test_a_recipe_on_a_machine_with_several_gpus_reruns_itself_under_torchrun():
+    import importlib.util
+    import sys
+
+    from asr.recipe import data_parallel_command
+
+    spec = importlib.util.find_spec("recipes.librispeech.__main__")
+    assert data_parallel_command(spec, ["--epochs", "2"], "cuda", 4, {}) == [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=4", "-m", "recipes.librispeech",
+        "--epochs", "2"]
+    assert data_parallel_command(spec, [], "cuda", 4, {"WORLD_SIZE": "4"}) is None  # already a torchrun worker
+    assert data_parallel_command(spec, [], "cuda:1", 4, {}) is None  # one GPU named
+    assert data_parallel_command(spec, [], "cpu", 4, {}) is None
+    assert data_parallel_command(spec, [], "cuda", 1, {}) is None
+    assert data_parallel_command(None, [], "cuda", 4, {}) is None  # not started with python -m
