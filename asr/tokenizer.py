@@ -319,24 +319,6 @@ class BPETokenizer(Tokenizer):
     def encode(self, text: str) -> list[int]:
         return [i + 1 for i in self._sp.encode(text, out_type=int)]
 
-    def segmentations(self, word: str, limit: int = 32) -> list[list[int]]:
-        """Ways to spell `word` (inside a sentence: "▁" + word) in the pieces, fewest pieces
-        first, at most `limit` of them, sentencepiece's own always among them: the lexicon of
-        a model trained on every segmentation (the wordpiece loss)."""
-        text = "▁" + word
-        index = {piece: i for i, piece in enumerate(self.tokens) if i > 1}  # not the blank or <unk>
-        longest = max(map(len, index))
-        ways: list[list[list[int]]] = [[] for _ in range(len(text) + 1)]  # ways[i]: spellings of text[i:]
-        ways[len(text)] = [[]]
-        for start in range(len(text) - 1, -1, -1):  # a word's characters, not the corpus: small
-            for end in range(start + 1, min(len(text), start + longest) + 1):
-                piece = index.get(text[start:end])
-                if piece is not None:
-                    ways[start] += [[piece, *rest] for rest in ways[end]]
-            ways[start] = sorted(ways[start], key=len)[:limit]  # enough: the best spellings have the best rests
-        own = self.encode(word)
-        return ([own] + [way for way in ways[0] if way != own])[:max(limit, 1)]
-
     def decode(self, ids: Iterable[int]) -> str:
         ids = [int(i) for i in ids]
         self._symbols(ids)  # raises for an id outside the vocabulary

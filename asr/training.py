@@ -23,11 +23,11 @@ from graphs.io import write_atomic
 from . import config as settings
 from .audio import load_audio
 from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed
-from .decoding import BeamOptions
+from .decoding import BeamOptions, Topology
 from .features import Fbank, GlobalCMVN, NoiseBursts, NoiseOptions, SpecAugment, SpecAugmentOptions
 from .lang import build_hlg
 from .lm import UNK, estimate_kneser_ney, read_arpa, write_arpa
-from .losses import check_loss, loss_spellings, loss_topology, make_loss
+from .losses import check_loss, loss_topology, make_loss
 from .model import EncoderConfig, TransformerEncoder
 from .model_dir import Featurizer, ModelDir, save_model_dir
 from .scoring import score
@@ -142,11 +142,11 @@ class TrainingConfig:
         return torch.nn.Sequential(*steps) if steps else None
 
     def run(self, train: Sequence[Utterance], valid: Sequence[Utterance], featurizer: Featurizer, tokenizer: Tokenizer,
-            exp_dir: str | Path, seed: int, device: str) -> tuple[TransformerEncoder, float, torch.nn.Module]:
+            exp_dir: str | Path, seed: int, device: str) -> tuple[TransformerEncoder, float, Topology]:
         """Train on `train`, validating on `valid` (checkpoints in exp_dir; a rerun resumes);
         returns the model (the last epoch, or the average of the last `average_last`; eval
-        mode), the training seconds (all runs of this experiment together) and the trained
-        loss (its topology says how the frames spell tokens, with any learned transitions)."""
+        mode), the training seconds (all runs of this experiment together) and the topology
+        its loss trained (how its frames spell tokens, with any learned transitions)."""
         perturbed = speed_perturbed(train, self.speeds)
         hours = sum(u.duration for u in perturbed) / 3600
         log.info("training on %d utterances, %.2f hours of audio (%d of them speed-perturbed copies)",
@@ -170,7 +170,7 @@ class TrainingConfig:
                           decode_fn=loss_topology(loss).greedy, detokenize=tokenizer.decode, device=device,
                           augment=self.augmentation(featurizer.cmvn), exp_dir=exp_dir, seed=seed)
         trainer.fit()
-        return model.eval(), trainer.train_seconds, loss
+        return model.eval(), trainer.train_seconds, loss_topology(loss)
 
     def save(self, exp_dir: str | Path) -> None:
         """Write the whole config to exp_dir/config.json."""
@@ -252,7 +252,7 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     barrier()
     tokenizer = Tokenizer.load(exp / "lang")
     featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
-    model, seconds, loss = config.run(train, valid, featurizer, tokenizer, exp, seed, device)
+    model, seconds, topology = config.run(train, valid, featurizer, tokenizer, exp, seed, device)
     if not main:
         return exp / "model"  # rank 0 goes on to the LM, the graph and the model directory
     write_atomic(exp / "train_seconds", f"{seconds}\n")
@@ -263,23 +263,21 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     else:
         lm = read_arpa(decoding_lm)
         words = [w for w in lm.words() if w != UNK]
-    spellings = _spellings(tokenizer, words, loss)
+    spellings = _spellings(tokenizer, words)
     if len(spellings) < len(words):
         log.warning("%d of the %d words of %s cannot be spelled in the model's tokens: left out of the graph",
                     len(words) - len(spellings), len(words), decoding_lm)
-    saved = ModelDir(model, featurizer, tokenizer,
-                     build_hlg(tokenizer.tokens, spellings, lm, topology=loss_topology(loss)))
+    saved = ModelDir(model, featurizer, tokenizer, build_hlg(tokenizer.tokens, spellings, lm, topology=topology))
     scale = config.lm_scale if config.lm_scale is not None else best_lm_scale(saved, valid, config.lm_scales, device)
     return save_model_dir(exp / "model", model, tokenizer, featurizer, saved.graph, decoding={"lm_scale": scale})
 
 
-def _spellings(tokenizer: Tokenizer, words: Sequence[str], loss: torch.nn.Module) -> dict[str, list[list[str]]]:
-    """Each word's spellings as token symbols, as the model `loss` trained spells it; a word
-    the tokenizer cannot spell is left out."""
+def _spellings(tokenizer: Tokenizer, words: Sequence[str]) -> dict[str, list[list[str]]]:
+    """Each word's spellings as token symbols; a word the tokenizer cannot spell is left out."""
     spellings = {}
     for word in words:
         try:
-            spellings[word] = [[tokenizer.tokens[t] for t in spelling] for spelling in loss_spellings(loss, tokenizer, word)]
+            spellings[word] = [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(word)]
         except (KeyError, ValueError):
             continue
     return spellings

@@ -18,8 +18,7 @@ from .transducer import TransducerLoss
 from .wordpiece import WordPieceLoss
 
 __all__ = ["ASGLoss", "CTCLoss", "ConsistencyRegularizedCTC", "GraphLoss", "MMILoss", "TransducerLoss",
-           "WordPieceLoss", "bigram_log_probs", "check_loss", "loss_spellings", "loss_topology", "make_loss",
-           "TRAINING_LOSSES"]
+           "WordPieceLoss", "bigram_log_probs", "check_loss", "loss_topology", "make_loss", "TRAINING_LOSSES"]
 
 
 def _mmi(tokenizer, transcripts, **options) -> MMILoss:
@@ -36,14 +35,6 @@ def _asg(tokenizer, transcripts, **options) -> ASGLoss:
     char = tokenizer.kind == "char"
     return ASGLoss(tokenizer.vocab_size, **{"repeat": 0, "silence": 1 if char else None, "surround": char,
                                             **options})
-
-
-def loss_spellings(loss, tokenizer, word: str) -> list[list[int]]:
-    """How a model trained with `loss` spells `word` in the decoding graph's lexicon: the
-    loss's `spellings(tokenizer, word)` (the wordpiece loss: every segmentation), else the
-    tokenizer's own spellings."""
-    spell = getattr(loss, "spellings", None)
-    return spell(tokenizer, word) if spell is not None else tokenizer.spellings(word)
 
 
 def loss_topology(loss) -> Topology:

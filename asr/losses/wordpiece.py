@@ -24,11 +24,6 @@ class WordPieceLoss(torch.nn.Module):
         self.detokenize = tokenizer.decode
         self.transducer = TransducerLoss(tokenizer.tokens[1:], blank=0, ngram=ngram, reduction=reduction)
 
-    @staticmethod
-    def spellings(tokenizer, word: str) -> list[list[int]]:
-        """A word's lexicon entries: its segmentations, as the model was trained on them all."""
-        return tokenizer.segmentations(word)
-
     def forward(self, log_probs, targets, input_lengths, target_lengths) -> torch.Tensor:
         lengths = torch.as_tensor(target_lengths).reshape(-1).tolist()
         if targets.dim() == 1:  # concatenated, as torch's CTC accepts

@@ -125,25 +125,6 @@ def test_bpe_training_is_deterministic_and_keeps_unk(tmp_path, model_type):
     assert "⁇" in first.decode(ids)
 
 
-def test_bpe_segmentations_are_every_split_into_pieces_fewest_first(tmp_path):
-    import itertools
-
-    tokenizer = BPETokenizer.train(SYNTHETIC, 25, tmp_path / "bpe")
-    pieces = {piece: i for i, piece in enumerate(tokenizer.tokens) if i > 1}
-    for word in {w for text in SYNTHETIC for w in text.split()}:
-        text = "\u2581" + word
-        every = set()  # brute force: every set of cut points whose parts are all pieces
-        for cuts in itertools.chain.from_iterable(itertools.combinations(range(1, len(text)), k) for k in range(len(text))):
-            parts = [text[a:b] for a, b in zip((0, *cuts), (*cuts, len(text)))]
-            if all(part in pieces for part in parts):
-                every.add(tuple(pieces[part] for part in parts))
-        found = tokenizer.segmentations(word, limit=10_000)
-        assert found[0] == tokenizer.encode(word) and set(map(tuple, found)) == every, word
-        assert [len(s) for s in found[1:]] == sorted(len(s) for s in found[1:])
-        few = tokenizer.segmentations(word, limit=3)
-        assert few == found[:3] and all(tokenizer.decode(s) == word for s in few)
-
-
 def test_bpe_errors(tmp_path):
     with pytest.raises(ValueError, match="vocab_size 500 \\(499 pieces \\+ the blank\\)"):
         BPETokenizer.train(SYNTHETIC, 500, tmp_path / "big")
