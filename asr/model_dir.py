@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from functools import partial
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -34,9 +35,13 @@ from .decoding import (
 )
 from .decoding.context import hotword_graph
 from .features import Fbank, GlobalCMVN
+from .lang import build_hlg
+from .lm import UNK, NgramLM
 from .model import EncoderConfig, TransformerEncoder
 from .tokenizer import Tokenizer, read_tokens_txt
 from .train.checkpoint import load_checkpoint, save_checkpoint
+
+log = logging.getLogger("asr.model_dir")
 
 GRAPH_FOLDER = "graph"
 REQUIRED_FILES = ("model.pt", "features.json", "cmvn.json", "tokens.txt", GRAPH_FOLDER)
@@ -113,9 +118,29 @@ class ModelDir:
             return ViterbiDecoder(graph)
         context = None
         if hotwords:
+            graph = self._with_words_of(hotwords, graph)
             index = {word: label for label, word in enumerate(graph.words)}
             context = hotword_graph(hotwords, partial(_word_labels, index), len(graph.words), hotword_score)
         return BeamSearchDecoder(graph, beam or BeamOptions(**self.decoding), device, context)
+
+
+    def _with_words_of(self, hotwords: Sequence[tuple[str, float | None]], graph: DecodingGraph) -> DecodingGraph:
+        """`graph`, or when hotwords use words it lacks that the tokens can spell and the graph
+        was made from an LM, that graph compiled again with those words in its lexicon and in
+        its LM as unigrams of <unk>'s probability (or the least likely unigram's): words the LM
+        never saw, reachable now, and the hotword bonus does the rest."""
+        wanted = {word for phrase, _ in hotwords for word in phrase.split()} - set(graph.words)
+        added = self.tokenizer.lexicon(sorted(wanted))
+        if not added or graph.lm is None:
+            return graph  # words left missing are named when the phrases are looked up
+        unigrams = {ngram[0]: logprob for ngram, (logprob, _) in graph.lm.probs.items() if len(ngram) == 1}
+        floor = unigrams.get(UNK, min(unigrams.values()))
+        lm = NgramLM(graph.lm.order, {**graph.lm.probs, **{(word,): (floor, None) for word in added}})
+        lexicon = {word: [[graph.tokens[t] for t in spelling] for spelling in graph.spellings[word]]
+                   for word in graph.words}
+        log.info("hotwords: %d words the graph lacks added to it (%s), at the LM's <unk> probability",
+                 len(added), ", ".join(added))
+        return build_hlg(graph.tokens, {**lexicon, **added}, lm, topology=graph.topology)
 
 
 def _word_labels(index: dict[str, int], phrase: str) -> list[int]:

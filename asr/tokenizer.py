@@ -140,6 +140,17 @@ class Tokenizer(abc.ABC):
         """The token sequences that spell `word` inside a sentence, for lexicon graphs."""
         return [self.encode(word)]
 
+    def lexicon(self, words: Iterable[str]) -> dict[str, list[list[str]]]:
+        """Each word's spellings as token symbols (a lexicon for `asr.lang.build_hlg`); a word
+        these tokens cannot spell is left out."""
+        spellings = {}
+        for word in words:
+            try:
+                spellings[word] = [[self.tokens[t] for t in spelling] for spelling in self.spellings(word)]
+            except (KeyError, ValueError):
+                continue
+        return spellings
+
     def target_graph(self, text: str) -> graphs.Graph | None:
         """An acceptor of every token sequence that spells `text`, for training on all of them;
         None when `encode(text)` is the only spelling (the default)."""

@@ -263,24 +263,13 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     else:
         lm = read_arpa(decoding_lm)
         words = [w for w in lm.words() if w != UNK]
-    spellings = _spellings(tokenizer, words)
+    spellings = tokenizer.lexicon(words)
     if len(spellings) < len(words):
         log.warning("%d of the %d words of %s cannot be spelled in the model's tokens: left out of the graph",
                     len(words) - len(spellings), len(words), decoding_lm)
     saved = ModelDir(model, featurizer, tokenizer, build_hlg(tokenizer.tokens, spellings, lm, topology=topology))
     scale = config.lm_scale if config.lm_scale is not None else best_lm_scale(saved, valid, config.lm_scales, device)
     return save_model_dir(exp / "model", model, tokenizer, featurizer, saved.graph, decoding={"lm_scale": scale})
-
-
-def _spellings(tokenizer: Tokenizer, words: Sequence[str]) -> dict[str, list[list[str]]]:
-    """Each word's spellings as token symbols; a word the tokenizer cannot spell is left out."""
-    spellings = {}
-    for word in words:
-        try:
-            spellings[word] = [[tokenizer.tokens[t] for t in spelling] for spelling in tokenizer.spellings(word)]
-        except (KeyError, ValueError):
-            continue
-    return spellings
 
 
 def best_lm_scale(saved: ModelDir, valid: Sequence[Utterance], scales: Sequence[float], device: str = "cpu") -> float:

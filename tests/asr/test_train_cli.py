@@ -9,7 +9,7 @@ import torch
 from asr import cli
 from asr.config import to_dict
 from asr.data import Utterance, write_manifest
-from asr.decoding import BeamOptions
+from asr.decoding import BeamOptions, WfstDecoder
 from asr.features import SpecAugmentOptions
 from asr.model_dir import load_model_dir
 from asr.training import DEFAULT_TRAINING, RecognizerConfig, best_lm_scale, epochs_for, training_from_config
@@ -74,6 +74,15 @@ def test_train_writes_a_model_directory_with_an_lm_graph_and_resumes(tmp_path, c
     assert json.loads(capsys.readouterr().out) == plain
     assert cli.main([*prefix[:3], "--hotwords", str(tmp_path / "hot.txt")]) == 2
     assert "QUIZ not in the graph's vocabulary" in capsys.readouterr().err
+    # a word the graph lacks but the tokens spell joins the graph, at the LM's <unk> probability
+    (tmp_path / "oov.txt").write_text("SON :3.0\n")
+    assert cli.main([*prefix[:3], "--hotwords", str(tmp_path / "oov.txt")]) == 0
+    graph = saved.decoder(hotwords=[("SON", 3.0)]).graph
+    assert graph.words == ["NO", "YES", "SON"] and graph.lm.probs[("SON",)][0] == saved.graph.lm.probs[("<unk>",)][0]
+    ids = [graph.tokens.index(t) for t in ("S", "O", "N")]
+    log_probs = torch.full((1, 7, len(graph.tokens)), -10.0)
+    log_probs[0, torch.arange(7), [0, ids[0], 0, ids[1], ids[1], ids[2], 0]] = 0.0  # S O N, blanks between
+    assert WfstDecoder(graph.graph)(log_probs.log_softmax(-1), [7]).words == [[graph.words.index("SON")]]
     assert cli.main(arguments[:-2] + ["--tokens", "words"]) == 2
     assert "tokens must be 'char', 'phone' or 'bpe:N'" in capsys.readouterr().err
 
