@@ -14,7 +14,7 @@ from graphs.arpa import BOS, EOS, LN10, UNK, NgramLM, grammar_from_arpa, read_ar
 from graphs.io import atomic_open
 
 __all__ = ["BOS", "EOS", "LN10", "UNK", "NgramLM", "estimate_kneser_ney", "grammar_from_arpa", "read_arpa",
-           "write_arpa"]
+           "with_unseen_words", "write_arpa"]
 
 
 def write_arpa(lm: NgramLM, path: str | Path) -> None:
@@ -32,6 +32,14 @@ def write_arpa(lm: NgramLM, path: str | Path) -> None:
                 tail = "" if backoff is None else f"\t{backoff:.6g}"
                 f.write(f"{logprob:.6g}\t{' '.join(ngram)}{tail}\n")
         f.write("\n\\end\\\n")
+
+
+def with_unseen_words(lm: NgramLM, words: Iterable[str]) -> NgramLM:
+    """A copy of `lm` in which `words` it lacks are unigrams of <unk>'s probability (or the
+    least likely unigram's when it has no <unk>): words it never saw, made reachable."""
+    unigrams = {ngram[0]: logprob for ngram, (logprob, _) in lm.probs.items() if len(ngram) == 1}
+    floor = unigrams.get(UNK, min(unigrams.values()))
+    return NgramLM(lm.order, {**lm.probs, **{(word,): (floor, None) for word in words if word not in unigrams}})
 
 
 def estimate_kneser_ney(sentences: Iterable[Sequence[str]], order: int = 3) -> NgramLM:

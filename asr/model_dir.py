@@ -36,7 +36,7 @@ from .decoding import (
 from .decoding.context import hotword_graph
 from .features import Fbank, GlobalCMVN
 from .lang import build_hlg
-from .lm import UNK, NgramLM
+from .lm import with_unseen_words
 from .model import EncoderConfig, TransformerEncoder
 from .tokenizer import Tokenizer, read_tokens_txt
 from .train.checkpoint import load_checkpoint, save_checkpoint
@@ -133,9 +133,7 @@ class ModelDir:
         added = self.tokenizer.lexicon(sorted(wanted))
         if not added or graph.lm is None:
             return graph  # words left missing are named when the phrases are looked up
-        unigrams = {ngram[0]: logprob for ngram, (logprob, _) in graph.lm.probs.items() if len(ngram) == 1}
-        floor = unigrams.get(UNK, min(unigrams.values()))
-        lm = NgramLM(graph.lm.order, {**graph.lm.probs, **{(word,): (floor, None) for word in added}})
+        lm = with_unseen_words(graph.lm, added)
         lexicon = {word: [[graph.tokens[t] for t in spelling] for spelling in graph.spellings[word]]
                    for word in graph.words}
         log.info("hotwords: %d words the graph lacks added to it (%s), at the LM's <unk> probability",
