@@ -49,8 +49,7 @@ class ArpaTable:
     def sentence_log10_prob(self, words: Sequence[str]) -> float:
         """log10 P(<s> words </s>), backing off as ARPA models do."""
         ids = np.array([self.index[BOS], *(self.index.get(w, _NO_ROW) for w in words), self.index[EOS]], dtype=np.int64)
-        known = ids >= 0
-        rows = [np.where(known, ids, _NO_ROW)]  # rows[n - 1][i]: the row of the n-gram ending at position i
+        rows = [ids]  # rows[n - 1][i]: the row of the n-gram ending at position i (a unigram's is its id)
         for n in range(2, self.order + 1):
             prefix = np.concatenate([[_NO_ROW], rows[-1][:-1]])  # the (n-1)-gram ending one word earlier
             rows.append(self._find(n, prefix, ids))
@@ -69,12 +68,9 @@ class ArpaTable:
 
     def _find(self, n: int, prefix_rows: np.ndarray, last: np.ndarray) -> np.ndarray:
         """The row in order n's table of (prefix row, last word) for each pair, or -1."""
-        keys = self.keys[n - 1]
         wanted = (prefix_rows >= 0) & (last >= 0)
-        query = np.where(wanted, prefix_rows * len(self.words) + last, 0)
-        where = np.minimum(np.searchsorted(keys, query), max(len(keys) - 1, 0))
-        hit = wanted & (keys[where] == query) if len(keys) else np.zeros_like(wanted)
-        return np.where(hit, where, _NO_ROW)
+        rows = _lookup(self.keys[n - 1], np.where(wanted, prefix_rows * len(self.words) + last, 0))
+        return np.where(wanted, rows, _NO_ROW)
 
     def save(self, path: str | Path) -> None:
         """Write the table as an .npz file (atomically)."""
@@ -113,6 +109,14 @@ class ArpaTable:
         cache.parent.mkdir(parents=True, exist_ok=True)
         table.save(cache)
         return table
+
+
+def _lookup(keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """The position of each query in the sorted `keys`, or -1 where it is absent."""
+    if not len(keys):
+        return np.full(query.shape, _NO_ROW, dtype=np.int64)
+    where = np.minimum(np.searchsorted(keys, query), len(keys) - 1)
+    return np.where(keys[where] == query, where, _NO_ROW)
 
 
 class _ArpaReader:
@@ -216,9 +220,8 @@ class _ArpaReader:
         """Order n's sorted keys and the permutation that sorts its lines."""
         rows = ids[0].astype(np.int64)
         for k in range(2, n):  # the row of each line's prefix, one order at a time
-            query = rows * vocabulary + ids[k - 1]
-            rows = np.minimum(np.searchsorted(keys[k - 1], query), len(keys[k - 1]) - 1)
-            missing = np.flatnonzero(keys[k - 1][rows] != query)
+            rows = _lookup(keys[k - 1], rows * vocabulary + ids[k - 1])
+            missing = np.flatnonzero(rows < 0)
             if len(missing):
                 raise ValueError(f"{self.path}: the {n}-gram number {missing[0] + 1} has a {k}-word prefix that "
                                  f"is not an n-gram of the file (ARPA files list every prefix)")

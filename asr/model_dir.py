@@ -123,7 +123,6 @@ class ModelDir:
             context = hotword_graph(hotwords, partial(_word_labels, index), len(graph.words), hotword_score)
         return BeamSearchDecoder(graph, beam or BeamOptions(**self.decoding), device, context)
 
-
     def _with_words_of(self, hotwords: Sequence[tuple[str, float | None]], graph: DecodingGraph) -> DecodingGraph:
         """`graph`, or when hotwords use words it lacks that the tokens can spell and the graph
         was made from an LM, that graph compiled again with those words in its lexicon and in
@@ -134,11 +133,9 @@ class ModelDir:
         if not added or graph.lm is None:
             return graph  # words left missing are named when the phrases are looked up
         lm = with_unseen_words(graph.lm, added)
-        lexicon = {word: [[graph.tokens[t] for t in spelling] for spelling in graph.spellings[word]]
-                   for word in graph.words}
         log.info("hotwords: %d words the graph lacks added to it (%s), at the LM's <unk> probability",
                  len(added), ", ".join(added))
-        return build_hlg(graph.tokens, {**lexicon, **added}, lm, topology=graph.topology)
+        return build_hlg(graph.tokens, {**graph.lexicon(), **added}, lm, topology=graph.topology)
 
 
 def _word_labels(index: dict[str, int], phrase: str) -> list[int]:

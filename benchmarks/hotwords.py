@@ -100,7 +100,7 @@ def main(argv=None) -> None:
     extension_seconds = now() - start
     log_probs, lengths = emissions(task.test_sentences, confusion=args.confusion, seed=args.seed + 2,
                                  runner_up=args.runner_up)
-    listed = sum(word in set(hotwords) for sentence in task.test_sentences for word in sentence)
+    listed = sum(word in listed_set for sentence in task.test_sentences for word in sentence)
     print(f"task: {len(task.words)} words, {args.test} test sentences ({sum(map(len, task.test_sentences))} words, "
           f"{listed} of them hotwords), {len(hotwords)} hotwords (training counts "
           f"{counts[hotwords[0]]}-{counts[hotwords[-1]]}), letter confusion {args.confusion}"
@@ -109,18 +109,18 @@ def main(argv=None) -> None:
     print(f"{'hotwords':<18} {'B-WER':>7} {'U-WER':>7} {'seconds':>8}")
     plain = WfstDecoder(hlg, args.beam, args.max_active)
     hypotheses, base_seconds = decode(plain, log_probs, lengths, task.words, args.batch_size)
-    base_b, base_u = split_error_rates(task.test_sentences, hypotheses, set(hotwords))
+    base_b, base_u = split_error_rates(task.test_sentences, hypotheses, listed_set)
     print(f"{'none':<18} {base_b:>7.2%} {base_u:>7.2%} {base_seconds:>8.2f}")
     if args.unseen:
         hypotheses, seconds = decode(WfstDecoder(biased_hlg, args.beam, args.max_active), log_probs, lengths,
                                      task.words, args.batch_size)
-        b, u = split_error_rates(task.test_sentences, hypotheses, set(hotwords))
+        b, u = split_error_rates(task.test_sentences, hypotheses, listed_set)
         print(f"{'added, no bonus':<18} {b:>7.2%} {u:>7.2%} {seconds:>8.2f}")
     for bonus in args.scores:
         context = ContextGraph.build([[index[word]] for word in hotwords], len(task.words), default_score=bonus)
         biased = WfstDecoder(biased_hlg, args.beam, args.max_active, context=context)
         hypotheses, seconds = decode(biased, log_probs, lengths, task.words, args.batch_size)
-        b, u = split_error_rates(task.test_sentences, hypotheses, set(hotwords))
+        b, u = split_error_rates(task.test_sentences, hypotheses, listed_set)
         verdict = ("PASS" if b <= 0.7 * base_b and u <= base_u + 0.003 and seconds <= 1.15 * base_seconds
                    else "FAIL")
         print(f"{f'score {bonus:g}':<18} {b:>7.2%} {u:>7.2%} {seconds:>8.2f}   B-WER {b / max(base_b, 1e-9) - 1:+.0%}, "

@@ -52,6 +52,11 @@ class DecodingGraph:
         """The token spellings of `word` (KeyError for a word outside the graph)."""
         return self.spellings[word]
 
+    def lexicon(self) -> dict[str, list[list[str]]]:
+        """Each word's spellings as token symbols, in word order (lexicon.txt's contents, and
+        what `asr.lang.build_hlg` takes)."""
+        return {word: [[self.tokens[t] for t in spelling] for spelling in self.spellings[word]] for word in self.words}
+
     def save(self, folder: str | Path) -> Path:
         """Write the folder described in the module docstring; returns its path."""
         folder = Path(folder)
@@ -61,8 +66,9 @@ class DecodingGraph:
             write_arpa(self.lm, folder / LM_FILE)
         write_words_txt(self.words, folder / WORDS_FILE)
         write_tokens_txt(self.tokens, folder / TOKENS_FILE)
-        write_atomic(folder / LEXICON_FILE, "".join(f"{word} {' '.join(self.tokens[t] for t in spelling)}\n"
-                                                    for word in self.words for spelling in self.spellings[word]))
+        write_atomic(folder / LEXICON_FILE, "".join(f"{word} {' '.join(spelling)}\n"
+                                                    for word, spellings in self.lexicon().items()
+                                                    for spelling in spellings))
         save_topology(self.topology, folder)
         return folder
 
