@@ -348,9 +348,9 @@ class PhoneTokenizer(Tokenizer):
     """Phones through a pronunciation lexicon.
 
     `encode` spells each word with its first pronunciation (the dictionary's main one; graph
-    training can use all of them through `lexicon`); an out-of-vocabulary word raises ValueError
+    training can use all of them through `target_graph`); an out-of-vocabulary word raises ValueError
     naming it. `decode` returns the phones separated by spaces: words are not recoverable from
-    phones without a lexicon graph search. `lexicon` maps word -> pronunciations as id lists.
+    phones without a lexicon graph search. `pronunciations` maps word -> pronunciations as id lists.
     """
 
     kind = "phone"
@@ -367,34 +367,34 @@ class PhoneTokenizer(Tokenizer):
         if len(set(self.tokens)) != len(self.tokens):
             raise ValueError(f"phones must be unique and not {BLANK!r}")
         ids = {phone: i for i, phone in enumerate(self.tokens) if i}
-        self.lexicon: dict[str, list[list[int]]] = {}
+        self.pronunciations: dict[str, list[list[int]]] = {}
         for word, prons in lexicon.items():
             if not prons or not all(prons):
                 raise ValueError(f"word {word!r} has an empty pronunciation list or an empty pronunciation")
             for phone in (p for pron in prons for p in pron):
                 if phone not in ids:
                     raise ValueError(f"phone {phone!r} of word {word!r} is not in the phone set")
-            self.lexicon[word] = [[ids[p] for p in pron] for pron in prons]
+            self.pronunciations[word] = [[ids[p] for p in pron] for pron in prons]
 
     def encode(self, text: str) -> list[int]:
         ids = []
         for word in text.split():
-            if word not in self.lexicon:
+            if word not in self.pronunciations:
                 raise ValueError(f"word {word!r} is not in the lexicon")
-            ids.extend(self.lexicon[word][0])
+            ids.extend(self.pronunciations[word][0])
         return ids
 
     def spellings(self, word: str) -> list[list[int]]:
         """Every pronunciation of `word` (ValueError naming it when it has none)."""
-        if word not in self.lexicon:
+        if word not in self.pronunciations:
             raise ValueError(f"word {word!r} is not in the lexicon")
-        return self.lexicon[word]
+        return self.pronunciations[word]
 
     def target_graph(self, text: str) -> graphs.Graph | None:
         """Every pronunciation of every word of `text` (`graphs.alternatives_graph`), when the
         lexicon has variants: `encode`'s first pronunciations are often not what was said (AN4's
         spelled letter A is EY, its first entry AH)."""
-        if all(len(prons) == 1 for prons in self.lexicon.values()):
+        if all(len(prons) == 1 for prons in self.pronunciations.values()):
             return None
         return graphs.alternatives_graph([self.spellings(word) for word in text.split()])
 
@@ -403,7 +403,7 @@ class PhoneTokenizer(Tokenizer):
 
     def _save_files(self, directory: Path) -> dict:
         lines = (f"{word} {' '.join(self.tokens[i] for i in pron)}\n"
-                 for word, prons in self.lexicon.items() for pron in prons)
+                 for word, prons in self.pronunciations.items() for pron in prons)
         write_atomic(directory / self.LEXICON_FILE, "".join(lines))
         return {"lexicon": self.LEXICON_FILE}
 

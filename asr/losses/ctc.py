@@ -6,7 +6,7 @@ import torch
 
 import graphs
 
-from ._reduce import check_reduction, reduce_losses
+from ._reduce import check_reduction, reduce_losses, zero_infinite
 
 
 class CTCLoss(torch.nn.Module):
@@ -39,5 +39,5 @@ class CTCLoss(torch.nn.Module):
             alignment_graphs = graphs.ctc_graph(targets, target_lengths, blank=self.blank, device=log_probs.device)
         losses = -graphs.intersect_dense(log_probs, input_lengths, alignment_graphs)
         if self.zero_infinity:
-            losses = torch.where(torch.isinf(losses), torch.zeros_like(losses), losses)
+            losses = zero_infinite(losses)
         return reduce_losses(losses, self.reduction, target_lengths.to(losses.device))

@@ -39,3 +39,18 @@ def test_loss_equals_enumeration_of_allowed_alignments(target):
 
 def test_example_runs():
     runpy.run_path(str(EXAMPLE), run_name="__main__")
+
+
+def test_an_utterance_too_fast_for_two_frames_a_token_is_skipped_by_the_factory():
+    """Zero loss and zero gradient where no alignment fits, as torch's zero_infinity; the
+    others keep plain GraphLoss's values."""
+    example = runpy.run_path(str(EXAMPLE))
+    log_probs = torch.randn(2, 5, 4, generator=torch.Generator().manual_seed(0)).log_softmax(-1).requires_grad_()
+    targets, lengths = [[1, 2, 3], [1, 2]], [5, 5]  # 3 tokens need 6 frames; 2 tokens fit in 5
+    plain = example["factory"](None, [], reduction="none", zero_infinity=False)(log_probs, targets, lengths)
+    assert plain[0].item() == math.inf and math.isfinite(plain[1].item())
+    skipped = example["factory"](None, [], reduction="none")
+    losses = skipped(log_probs, targets, lengths)
+    (grad,) = torch.autograd.grad(losses.sum(), log_probs)
+    assert losses[0].item() == 0 and losses[1].item() == plain[1].item()
+    assert torch.isfinite(grad).all() and (grad[0] == 0).all() and grad[1].abs().sum() > 0

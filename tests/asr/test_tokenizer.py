@@ -140,7 +140,7 @@ def test_phone_round_trips_synthetic(tmp_path):
     tokenizer = PhoneTokenizer(SYNTHETIC_LEXICON)
     assert tokenizer.tokens == [BLANK, "AE", "AH", "AO", "D", "DH", "EY", "G", "IY", "K", "T"]
     assert tokenizer.encode("the cat") == [5, 2, 9, 1, 10]  # first pronunciation of "the"
-    assert tokenizer.lexicon["the"] == [[5, 2], [5, 8]]
+    assert tokenizer.pronunciations["the"] == [[5, 2], [5, 8]]
     texts = ["the cat", "a dog", "the a"]
     check_round_trips(tokenizer, texts, tmp_path, lambda text: " ".join(
         " ".join(SYNTHETIC_LEXICON[w][0]) for w in text.split()))
@@ -154,7 +154,7 @@ def test_phone_target_graph_spells_every_pronunciation_and_only_when_there_are_v
     tokenizer = PhoneTokenizer(SYNTHETIC_LEXICON)
     graph = tokenizer.target_graph("the cat a")
     accepted = {inputs for inputs, _ in string_weights(graph)}
-    spell = tokenizer.lexicon
+    spell = tokenizer.pronunciations
     assert accepted == {tuple(t + spell["cat"][0] + a) for t in spell["the"] for a in spell["a"]}
     assert tokenizer.target_graph("cat") is not None  # one graph per batch kind: the lexicon has variants
     single = PhoneTokenizer({"cat": [["K", "AE", "T"]], "dog": [["D", "AO", "G"]]})
@@ -252,9 +252,12 @@ def test_spellings_cover_how_each_tokenizer_writes_a_word_inside_a_sentence():
     the = chars.encode("the")
     assert chars.spellings("the") == [the + [1], the]  # followed by the separator, or last
     phones = PhoneTokenizer({"A": [["a"], ["a", "h"]]})
-    assert phones.spellings("A") == phones.lexicon["A"]
+    assert phones.spellings("A") == phones.pronunciations["A"]
     with pytest.raises(ValueError, match="'B' is not in the lexicon"):
         phones.spellings("B")
+    # the symbol lexicon HLG is built from: every pronunciation, words it cannot spell left out
+    assert phones.lexicon(["A", "B"]) == {"A": [["a"], ["a", "h"]]}
+    assert chars.lexicon(["the", "dog"]) == {"the": [["t", "h", "e", chars.tokens[1]], ["t", "h", "e"]]}
 
 
 def test_word_spellings_concatenate_to_the_sentence_encoding_so_lexicon_graphs_match_training(tmp_path):
