@@ -364,14 +364,17 @@ def _add_transcribe(commands) -> None:
                         "score of its own (default 1.5)")
     long = command.add_argument_group(
         "long recordings", "Files of any length are read in blocks; the encoder sees windows of --chunk-seconds with "
-        "context each side, and the search decodes segments cut at pauses, so memory does not grow with length.")
+        "context each side, and the search decodes segments cut at pauses, so memory does not grow with length. "
+        "A file no longer than --max-segment-seconds is searched whole, unless --vad marks silences in it (its "
+        "pauses still split the JSON segments and subtitle cues).")
     chunk, segments = ChunkOptions(), SegmentOptions()
     long.add_argument("--chunk-seconds", type=float, default=chunk.chunk_seconds,
                       help=f"encoder output per window (default {chunk.chunk_seconds:g} s)")
     long.add_argument("--context-seconds", type=float, help="context each side of a window (default: exact for "
                       f"windowed-attention models, {FULL_ATTENTION_CONTEXT_SECONDS:g} s for full attention)")
     long.add_argument("--pause-seconds", type=float, default=segments.pause_seconds,
-                      help=f"a pause this long ends a segment (default {segments.pause_seconds:g} s)")
+                      help=f"a pause this long ends a segment, or a phrase in a file searched whole "
+                      f"(default {segments.pause_seconds:g} s)")
     long.add_argument("--max-segment-seconds", type=float, default=segments.max_segment_seconds,
                       help=f"longer segments are cut at their longest pause (default {segments.max_segment_seconds:g} s)")
     command.add_argument("--jobs", type=int, default=1, help="decode in this many worker processes, each with its "

@@ -214,13 +214,16 @@ def blank_runs(is_blank: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class Segmenter:
     """Cuts one file's emission stream into segments at pauses (`SegmentOptions`), holding at
     most a segment's frames: `push` each chunk of emissions [n, V] in order, then `finish`.
-    Both return the finished segments as (first frame, emissions); once the stream is longer
-    than a segment, stretches with no speech (every frame's best token blank) are dropped.
-    A stream shorter than `max_segment_seconds` without a long pause is one segment: a short
-    file is searched whole, as it would be on its own. `blank` is the label whose runs are
+    Both return the finished segments as (first frame, emissions, breaks); once the stream is
+    longer than a segment, stretches with no speech (every frame's best token blank) are
+    dropped. A stream of at most `max_segment_seconds` is one segment: a short file is searched
+    whole, as it would be on its own (a full-attention encoder hears it whole, and a blank run
+    inside a word cuts nothing); its pauses become `breaks`, the frames where the phrases
+    the stream would have been cut into begin (for display). A longer stream is cut at the
+    same frames as if it had been cut from the start. `blank` is the label whose runs are
     pauses; with None (a model without one) segments are cut at the maximum length only.
     `pauses(first, count)`, when given, says instead which frames are pauses (a VAD's marks,
-    `asr.vad.SpeechTrack`)."""
+    `asr.vad.SpeechTrack`): they are silence heard, not guessed, so every stream is cut there."""
 
     def __init__(self, options: SegmentOptions, frame_seconds: float, blank: int | None = 0,
                  pauses: Callable[[int, int], torch.Tensor] | None = None):
@@ -231,21 +234,34 @@ class Segmenter:
         self.first = 0  # file frame of buffer[0]
         self.cut_before = False  # whether a segment was cut off or silence dropped already
 
-    def push(self, emissions: torch.Tensor) -> list[tuple[int, torch.Tensor]]:
+    def push(self, emissions: torch.Tensor) -> list[tuple[int, torch.Tensor, list[int]]]:
         self.buffer = emissions if self.buffer is None else torch.cat([self.buffer, emissions])
         segments = []
         while (cut := self._cut()) is not None:
-            segments.append((self.first, self.buffer[:cut]))
+            segments.append((self.first, self.buffer[:cut], []))
             self.buffer, self.first, self.cut_before = self.buffer[cut:], self.first + cut, True
         return segments
 
-    def finish(self) -> list[tuple[int, torch.Tensor]]:
+    def finish(self) -> list[tuple[int, torch.Tensor, list[int]]]:
         """The last segment. A stream that was never cut is one segment even without speech,
         as a short file decoded whole would be (a grammar may insist on a word)."""
         buffer, self.buffer = self.buffer, None
-        if buffer is None or (self.cut_before and bool(self._is_blank(buffer).all())):
+        if buffer is None:
             return []
-        return [(self.first, buffer)]
+        is_blank = self._is_blank(buffer)
+        if self.cut_before and bool(is_blank.all()):
+            return []
+        return [(self.first, buffer, [] if self.cut_before else self._breaks(is_blank))]
+
+    def _breaks(self, is_blank: torch.Tensor) -> list[int]:
+        """Where the phrases of a never-cut stream begin: each pause between speech ends one,
+        at the frame a cut would have been made."""
+        starts, lengths = blank_runs(is_blank)
+        speech = torch.nonzero(~is_blank).flatten()
+        if not speech.numel():
+            return []
+        inner = (starts > speech[0]) & (lengths >= self.pause) & (starts + lengths < len(is_blank))
+        return (starts[inner] + self.pause // 2).tolist()
 
     def _is_blank(self, emissions: torch.Tensor) -> torch.Tensor:
         """Whether each frame of `emissions` (file frames from `first` on) is a pause: its best
@@ -274,6 +290,8 @@ class Segmenter:
         # Decisions depend on the frames only, not on how they were pushed: a pause counts when
         # it is complete within the segment's first `longest` + 1 frames.
         pauses = torch.nonzero(after_speech & (lengths >= self.pause) & (starts + self.pause <= self.longest + 1))
+        if len(self.buffer) <= self.longest and not self.cut_before and self.pauses is None:
+            return None  # it may still end within a segment's length: then it is searched whole
         if pauses.numel():
             return int(starts[pauses[0, 0]]) + self.pause // 2
         if len(self.buffer) <= self.longest:

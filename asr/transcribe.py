@@ -16,7 +16,7 @@ import logging
 from collections import Counter, deque
 from functools import partial
 from pathlib import Path
-from typing import Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -61,11 +61,18 @@ class TokenSpan:
 @dataclasses.dataclass
 class Segment:
     """A stretch of a file searched as one (`asr.longform.Segmenter`): the transcript's words
-    `first` to `first + count`, and the search's n best (text, score) for it, when kept."""
+    `first` to `first + count`, and the search's n best (text, score) for it, when kept;
+    `breaks`: the words (from `first`) that begin a phrase after a pause inside it."""
 
     first: int
     count: int
     alternatives: list[tuple[str, float]] = dataclasses.field(default_factory=list)
+    breaks: list[int] = dataclasses.field(default_factory=list)
+
+    def phrases(self) -> list[tuple[int, int]]:
+        """(first word, count) of each phrase: the segment split at its breaks."""
+        edges = [self.first, *(self.first + b for b in self.breaks), self.first + self.count]
+        return [(a, b - a) for a, b in zip(edges[:-1], edges[1:])]
 
 
 @dataclasses.dataclass
@@ -142,6 +149,24 @@ class _File:
         return self.encoded and not self.pending
 
 
+class _Queued(NamedTuple):
+    """A segment waiting for the search: its file, first frame, emissions (or features, to be
+    encoded alone) and phrase breaks (frames from `first`, `asr.longform.Segmenter`)."""
+
+    file: _File
+    first: int
+    frames: torch.Tensor
+    breaks: list[int]
+
+
+def _word_breaks(hypothesis: Hypothesis, breaks: Sequence[int]) -> list[int]:
+    """The words that begin a phrase: for each break frame, the first word starting at or
+    after it (none when it falls after the last word or two breaks share a word)."""
+    starts = [a for a, _ in hypothesis.spans]
+    found = sorted({int(np.searchsorted(starts, frame)) for frame in breaks})
+    return [k for k in found if 0 < k < len(starts)]
+
+
 class Recognizer:
     """Decoding of audio files of any length with a `ModelDir` on `device`. `transcribe` reads
     each file in blocks, runs the encoder over windows (`chunk`) of many files at once, cuts
@@ -171,7 +196,7 @@ class Recognizer:
     def _files(self, inputs: Iterable[tuple[str, str]], batch_size: int, keep: bool = False) -> Iterator[_File]:
         """The files decoded, in input order (`keep`: each with its segments' emissions)."""
         files: deque[_File] = deque()
-        queue: list[tuple[_File, int, torch.Tensor]] = []  # segments waiting for the search
+        queue: list[_Queued] = []  # segments waiting for the search
         for window, emissions, error in self._encoded(inputs, files, batch_size, keep, tape=self.encode_segments):
             file = window.owner
             if error:
@@ -179,9 +204,9 @@ class Recognizer:
             elif not file.transcript.error:
                 found = file.segmenter.push(emissions) + (file.segmenter.finish() if window.last else [])
                 if file.tape is not None:  # the segment's features, to be encoded alone
-                    found = [(first, file.tape.segment(first, len(segment))) for first, segment in found]
+                    found = [(first, file.tape.segment(first, len(segment)), breaks) for first, segment, breaks in found]
                     file.tape.forget_before(file.segmenter.first)
-                queue += [(file, first, segment) for first, segment in found]
+                queue += [_Queued(file, *segment) for segment in found]
                 file.pending += len(found)
             file.encoded = file.encoded or window.last
             while len(queue) >= batch_size:
@@ -347,7 +372,7 @@ class Recognizer:
             if not any_window or file.transcript.error:
                 file.encoded = True
 
-    def _decode(self, segments: list[tuple[_File, int, torch.Tensor]]) -> None:
+    def _decode(self, segments: list[_Queued]) -> None:
         """Search a batch of segments and append each one's words to its file's transcript; a
         batch that fails (out of memory) is retried segment by segment, and a segment that
         still fails marks its file failed. Segments given as features are encoded first."""
@@ -356,10 +381,10 @@ class Recognizer:
         if segments:
             self._search(segments)
 
-    def _search(self, segments: list[tuple[_File, int, torch.Tensor]]) -> None:
+    def _search(self, segments: list[_Queued]) -> None:
         try:
-            lengths = torch.tensor([len(e) for _, _, e in segments])
-            padded = torch.nn.utils.rnn.pad_sequence([e for _, _, e in segments], batch_first=True)
+            lengths = torch.tensor([len(segment.frames) for segment in segments])
+            padded = torch.nn.utils.rnn.pad_sequence([segment.frames for segment in segments], batch_first=True)
             hypotheses = self.decoder(padded, lengths)
         except (RuntimeError, MemoryError) as error:
             if len(segments) > 1:
@@ -367,8 +392,8 @@ class Recognizer:
                     self._search([segment])
                 return
             hypotheses = [None]
-            segments[0][0].transcript.error = segments[0][0].transcript.error or f"decoding failed: {error}"
-        for (file, first, emissions), hypothesis in zip(segments, hypotheses):
+            segments[0].file.transcript.error = segments[0].file.transcript.error or f"decoding failed: {error}"
+        for (file, first, emissions, breaks), hypothesis in zip(segments, hypotheses):
             file.pending -= 1
             if hypothesis is not None and not file.transcript.error:
                 if file.kept is not None:
@@ -376,22 +401,21 @@ class Recognizer:
                 start = len(file.transcript.words)
                 self._append(file.transcript, hypothesis, first)
                 file.transcript.segments.append(Segment(start, len(hypothesis.words), [
-                    (" ".join(words), score) for words, score in hypothesis.alternatives]))
+                    (" ".join(words), score) for words, score in hypothesis.alternatives], _word_breaks(hypothesis, breaks)))
 
-    def _encode_segments(self, segments: list[tuple[_File, int, torch.Tensor]]
-                         ) -> list[tuple[_File, int, torch.Tensor]]:
+    def _encode_segments(self, segments: list[_Queued]) -> list[_Queued]:
         """Segments as features -> as their emissions; one that cannot be encoded marks its file
         failed and is dropped."""
-        windows = [Window(features, 0, int(self.model.output_lengths(torch.tensor(len(features)))), first, True, file)
-                   for file, first, features in segments]
+        windows = [Window(segment.frames, 0, int(self.model.output_lengths(torch.tensor(len(segment.frames)))),
+                          segment.first, True, segment) for segment in segments]
         encoded = []
         for window, emissions, error in encode_windows(self.model, windows, len(windows), self.device):
-            file = window.owner
+            segment = window.owner
             if error:
-                file.pending -= 1
-                file.transcript.error = file.transcript.error or error
+                segment.file.pending -= 1
+                segment.file.transcript.error = segment.file.transcript.error or error
             else:
-                encoded.append((file, window.first_frame, emissions))
+                encoded.append(segment._replace(frames=emissions))
         return encoded
 
     def _append(self, transcript: Transcript, hypothesis: Hypothesis, first: int) -> None:
@@ -433,17 +457,20 @@ def _word_records(transcript: Transcript, first: int = 0, count: int | None = No
 
 
 def _segment_records(transcript: Transcript) -> list[dict]:
-    """Whisper's `segments`: start, end, text and words of each segment searched as one."""
+    """Whisper's `segments`: start, end, text and words of each phrase (a segment searched as
+    one, split at its pauses); a segment's n best go with it when it is one phrase."""
     records = []
     for segment in transcript.segments:
-        words = _word_records(transcript, segment.first, segment.count)
-        if not words:
-            continue
-        record = {"start": words[0]["start"], "end": words[-1]["end"], "text": " ".join(w["word"] for w in words),
-                  "words": words}
-        if segment.alternatives:
-            record["nbest"] = [{"text": text, "score": score} for text, score in segment.alternatives]
-        records.append(record)
+        phrases = segment.phrases()
+        for first, count in phrases:
+            words = _word_records(transcript, first, count)
+            if not words:
+                continue
+            record = {"start": words[0]["start"], "end": words[-1]["end"], "text": " ".join(w["word"] for w in words),
+                      "words": words}
+            if segment.alternatives and len(phrases) == 1:
+                record["nbest"] = [{"text": text, "score": score} for text, score in segment.alternatives]
+            records.append(record)
     return records
 
 
@@ -467,6 +494,7 @@ def format_transcript(transcript: Transcript, fmt: str, subtitles: SubtitleOptio
                        for w, s, e in zip(transcript.words, transcript.starts, transcript.ends))
     if fmt in ("srt", "vtt"):
         cues = make_cues(transcript.words, transcript.starts, transcript.ends,
-                         [segment.first for segment in transcript.segments], subtitles, transcript.duration)
+                         [first for segment in transcript.segments for first, _ in segment.phrases()], subtitles,
+                         transcript.duration)
         return to_srt(cues) if fmt == "srt" else to_vtt(cues)
     raise ValueError(f"unknown format {fmt!r}; choose from {', '.join(FORMATS)}")

@@ -109,12 +109,25 @@ def test_segments_end_at_pauses_and_keep_every_speech_frame(chunk):
     segments = push_all(Segmenter(SegmentOptions(pause_seconds=0.4, max_segment_seconds=2.0), 0.1), emissions, chunk)
     # A segment ends 2 frames (half a pause) into the pause after it; the next starts 2 frames before its
     # speech (the first keeps its leading silence: the stream is shorter than a segment).
-    assert [(first, len(s)) for first, s in segments] == [(0, 18), (20, 9)]
-    for first, segment in segments:
+    assert [(first, len(s)) for first, s, _ in segments] == [(0, 18), (20, 9)]
+    for first, segment, _ in segments:
         torch.testing.assert_close(segment, emissions[first:first + len(segment)])
     speech = [i for i, label in enumerate(labels) if label]
-    covered = {first + i for first, segment in segments for i in range(len(segment))}
-    assert set(speech) <= covered and len(covered) == sum(len(s) for _, s in segments)  # no frame twice
+    covered = {first + i for first, segment, _ in segments for i in range(len(segment))}
+    assert set(speech) <= covered and len(covered) == sum(len(s) for _, s, _ in segments)  # no frame twice
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 100])
+def test_a_stream_within_a_segment_is_searched_whole_with_breaks_where_a_longer_one_is_cut(chunk):
+    """The same frames as the test above, but segments may hold 30: one segment, whose break
+    is where that test cut (frame 18); appended speech beyond 30 frames restores its cuts."""
+    labels = [0] * 9 + [1, 0, 2, 2, 0, 0, 3] + [0] * 6 + [1, 1, 0, 2] + [0] * 3
+    options = SegmentOptions(pause_seconds=0.4, max_segment_seconds=3.0)
+    segments = push_all(Segmenter(options, 0.1), emissions_from_labels(labels), chunk)
+    assert [(first, len(s), breaks) for first, s, breaks in segments] == [(0, 29, [18])]
+    longer = labels + [1, 0, 1] * 3  # 38 frames
+    segments = push_all(Segmenter(options, 0.1), emissions_from_labels(longer), chunk)
+    assert [(first, len(s), breaks) for first, s, breaks in segments] == [(0, 18, []), (20, 18, [])]
 
 
 def test_long_speech_is_cut_at_its_longest_pause():
@@ -122,7 +135,7 @@ def test_long_speech_is_cut_at_its_longest_pause():
     labels = [1, 0, 2, 3, 0, 0, 0, 1, 2, 0, 3, 1, 2, 1, 0, 3, 2]
     segments = push_all(Segmenter(SegmentOptions(pause_seconds=0.4, max_segment_seconds=1.2), 0.1),
                         emissions_from_labels(labels), chunk=5)
-    assert [(first, len(s)) for first, s in segments] == [(0, 5), (5, 12)]
+    assert [(first, len(s)) for first, s, _ in segments] == [(0, 5), (5, 12)]
 
 
 @pytest.mark.parametrize("chunk", [4, 100])
@@ -131,7 +144,7 @@ def test_without_a_pause_label_segments_are_cut_at_the_maximum_length(chunk):
     labels = [0] * 9 + [1, 0, 2] + [0] * 6 + [3]
     segments = push_all(Segmenter(SegmentOptions(pause_seconds=0.4, max_segment_seconds=0.8), 0.1, blank=None),
                         emissions_from_labels(labels), chunk)
-    assert [(first, len(s)) for first, s in segments] == [(0, 8), (8, 8), (16, 3)]
+    assert [(first, len(s)) for first, s, _ in segments] == [(0, 8), (8, 8), (16, 3)]
 
 
 def test_silence_only_gives_no_segment_and_bounded_memory():
@@ -142,7 +155,7 @@ def test_silence_only_gives_no_segment_and_bounded_memory():
     assert segmenter.finish() == []
     short = Segmenter(SegmentOptions(pause_seconds=0.4, max_segment_seconds=3.0), 0.1)
     assert short.push(emissions_from_labels([0] * 20)) == []
-    assert [(first, len(s)) for first, s in short.finish()] == [(0, 20)]  # a short silent file is searched whole
+    assert [(first, len(s)) for first, s, _ in short.finish()] == [(0, 20)]  # a short silent file is searched whole
 
 
 def test_feature_tape_gives_the_features_of_a_segment_alone():

@@ -93,6 +93,26 @@ def test_formats_of_a_known_transcript():
         format_transcript(t, "doc")
 
 
+def test_a_segment_searched_whole_is_shown_as_its_phrases():
+    """A short file is searched as one segment; its pauses (`breaks`) split the JSON segments
+    and the subtitle cues, and its n best stay the file's (they cover all its phrases)."""
+    from asr.decoding import Hypothesis
+    from asr.transcribe import Segment, _word_breaks
+
+    words, starts, ends = ["YES", "NO", "YES"], [0.2, 0.6, 3.0], [0.5, 0.9, 3.3]
+    alternatives = [("YES NO YES", -1.0), ("YES NO NO", -2.0)]
+    t = Transcript("utt", "a.wav", words, starts, ends, 4.0, segments=[Segment(0, 3, alternatives, breaks=[2])])
+    record = json.loads(format_transcript(t, "json"))
+    assert [(s["text"], s["start"], s["end"]) for s in record["segments"]] == [("YES NO", 0.2, 0.9), ("YES", 3.0, 3.3)]
+    assert "nbest" not in record["segments"][0] and record["nbest"][0] == {"text": "YES NO YES", "score": -1.0}
+    assert [cue.split("\n")[2] for cue in format_transcript(t, "srt").strip().split("\n\n")] == ["YES NO", "YES"]
+    # break frames -> the words that begin a phrase: the first word starting at or after each
+    hypothesis = Hypothesis(words, [(5, 8), (15, 20), (75, 80)], [], -1.0)
+    assert _word_breaks(hypothesis, [40]) == [2]
+    assert _word_breaks(hypothesis, [2, 90]) == []  # before the first word, after the last
+    assert _word_breaks(hypothesis, [10, 12, 60]) == [1, 2]
+
+
 def test_model_dir_with_mismatched_tokens_is_a_clear_error(model_dir):
     (model_dir / "tokens.txt").write_text("<blk> 0\nNO 1\n")
     with pytest.raises(ValueError, match="tokens.txt has 2 tokens but the model outputs 3"):

@@ -100,7 +100,7 @@ def test_the_segmenter_takes_its_pauses_from_the_marks_not_the_blanks():
     segmenter = Segmenter(SegmentOptions(pause_seconds=0.4, max_segment_seconds=2.5), 0.1,
                           pauses=lambda first, count: marked[first:first + count])
     segments = segmenter.push(emissions[:12]) + segmenter.push(emissions[12:]) + segmenter.finish()
-    assert [(first, len(s)) for first, s in segments] == [(0, 12), (16, 14)]
+    assert [(first, len(s)) for first, s, _ in segments] == [(0, 12), (16, 14)]
 
 
 def test_transcribe_with_vad_cuts_segments_at_the_silences(model_dir, recording, tmp_path, capsys):
