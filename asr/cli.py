@@ -18,7 +18,7 @@ from . import scoring
 
 
 def _cmd_score(args) -> int:
-    references = scoring.read_kaldi_text(args.ref)
+    references = scoring.read_transcripts(args.ref)
     hypotheses = scoring.read_kaldi_text(args.hyp)
     result = scoring.score(references, hypotheses)
     if args.json:
@@ -301,12 +301,14 @@ def _add_score(commands) -> None:
     """`asr score`: error rates of two Kaldi text files."""
     command = commands.add_parser(
         "score", help="word/character error rates of hypotheses against references",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Compare two Kaldi `text` files (`utt-id word word ...` per line) utterance by utterance "
                     "and print %WER and %CER in Kaldi's format plus an sclite-style summary "
                     "(Snt Wrd Corr Sub Del Ins Err S.Err, in % of reference words).",
-        epilog="example: asr score data/test/text exp/decode/text --details",
+        epilog="examples: asr score data/test/text exp/decode/text --details\n"
+               "          asr transcribe MODEL dev.jsonl > hyp.txt && asr score dev.jsonl hyp.txt",
     )
-    command.add_argument("ref", help="reference transcripts (Kaldi text)")
+    command.add_argument("ref", help="reference transcripts (Kaldi text, or the JSONL manifest that was decoded)")
     command.add_argument("hyp", help="hypothesis transcripts (Kaldi text); missing utterances count as empty")
     command.add_argument("--details", action="store_true", help="print every utterance's alignment (*** marks a gap)")
     command.add_argument("--json", action="store_true", help="print the counts as JSON instead")

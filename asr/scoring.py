@@ -13,6 +13,8 @@ from pathlib import Path
 
 import jiwer
 
+from .data import read_manifest
+
 
 @dataclasses.dataclass
 class ErrorCounts:
@@ -123,6 +125,14 @@ def _aligned(ref: list[str], hyp: list[str], chunks) -> tuple[list[str], list[st
         top += r + ["***"] * (len(h) - len(r))
         bottom += h + ["***"] * (len(r) - len(h))
     return top, bottom
+
+
+def read_transcripts(path: str | Path) -> dict[str, str]:
+    """Utterance id -> transcript from a JSONL manifest (`.jsonl`, its `text` fields) or a Kaldi
+    `text` file, so the manifest a recognizer decoded can be its reference."""
+    if str(path).endswith(".jsonl"):
+        return {u.id: u.text for u in read_manifest(path)}
+    return read_kaldi_text(path)
 
 
 def read_kaldi_text(path: str | Path) -> dict[str, str]:

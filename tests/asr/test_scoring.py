@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from asr import cli, scoring
+from asr.data import Utterance, write_manifest
 
 from .synthetic import edit_distance
 
@@ -66,6 +67,11 @@ def test_score_command(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out)["wer"] == 0.25
     assert cli.main(["score", str(tmp_path / "ref"), str(tmp_path / "missing")]) == 2
     assert "missing" in capsys.readouterr().err
+    # the manifest that was decoded is a reference too
+    write_manifest(tmp_path / "ref.jsonl", [Utterance("u1", "1.wav", 1.0, "a b c", "s"),
+                                            Utterance("u2", "2.wav", 1.0, "d", "s")])
+    assert cli.main(["score", str(tmp_path / "ref.jsonl"), str(tmp_path / "hyp"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["wer"] == 0.25
 
 
 def test_output_piped_into_a_reader_that_stops_early_ends_quietly(tmp_path):

@@ -94,6 +94,6 @@ def test_digits_long_recording_aligns_segment_by_segment_as_its_files_one_by_one
                          saved.frame_seconds)
         # A word the recognizer missed where a segment was cut may be squeezed against the cut
         # (seen: 1 of 150, 4.7 frames early); every other start is within 2 frames.
-        assert result["same_words_utterances"] == 1.0 and result["within_2_frames"] >= 0.98, result
-        assert result["max_start_shift_frames"] <= 6, result
+        assert result["same_words_utterances"] == 1.0 and result["within_2_frames"] >= 0.98, (segments, result)
+        assert result["max_start_shift_frames"] <= 6, (segments, result)
     assert len(list((tmp_path / "plots").glob("long-*.png"))) >= 10
