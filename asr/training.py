@@ -32,7 +32,7 @@ from .model import EncoderConfig, TransformerEncoder
 from .model_dir import Featurizer, ModelDir, save_model_dir
 from .scoring import score
 from .tokenizer import BPETokenizer, CharTokenizer, PhoneTokenizer, Tokenizer, read_lexicon
-from .train import Trainer, TrainerConfig, barrier, current_context
+from .train import Trainer, TrainerConfig, barrier, current_context, leave_together
 from .transcribe import Recognizer
 
 log = logging.getLogger("asr.training")
@@ -238,7 +238,8 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     the best of `config.lm_scales` on `valid`, by default), whose path is returned. The config
     goes to exp_dir/config.json first, the training seconds to exp_dir/train_seconds. Phone
     tokens need `lexicon` (WORD PHONE ... lines). Rerunning it resumes training. Under torchrun every rank trains its share of
-    each batch and rank 0 alone writes files (the others return when training ends)."""
+    each batch and rank 0 alone writes files; when training ends the ranks leave the process group
+    together, and the others return."""
     if (config.tokens == "phone") != (lexicon is not None):
         raise ValueError("phone tokens need a lexicon, and a lexicon makes the tokens phones")
     exp = Path(exp_dir)
@@ -253,6 +254,7 @@ def train_recognizer(train: Sequence[Utterance], valid: Sequence[Utterance], exp
     tokenizer = Tokenizer.load(exp / "lang")
     featurizer = Featurizer(fbank, GlobalCMVN.load(exp / "cmvn.json"))
     model, seconds, topology = config.run(train, valid, featurizer, tokenizer, exp, seed, device)
+    leave_together()  # training was the last collective work
     if not main:
         return exp / "model"  # rank 0 goes on to the LM, the graph and the model directory
     write_atomic(exp / "train_seconds", f"{seconds}\n")

@@ -107,3 +107,11 @@ def cleanup() -> None:
     """Leaves the process group (call at the end of a torchrun script)."""
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
+
+
+def leave_together() -> None:
+    """Every rank leaves the process group at once, after the last collective: a rank that
+    tears its group down while another still holds it can abort at exit (gloo: "terminate
+    called without an active exception", seen in CI)."""
+    barrier()
+    cleanup()
