@@ -256,12 +256,20 @@ class Segmenter:
     def _breaks(self, is_blank: torch.Tensor) -> list[int]:
         """Where the phrases of a never-cut stream begin: each pause between speech ends one,
         at the frame a cut would have been made."""
-        starts, lengths = blank_runs(is_blank)
         speech = torch.nonzero(~is_blank).flatten()
         if not speech.numel():
             return []
-        inner = (starts > speech[0]) & (lengths >= self.pause) & (starts + lengths < len(is_blank))
+        starts, lengths, _, is_pause = self._runs(is_blank, speech)
+        inner = is_pause & (starts + lengths < len(is_blank))
         return (starts[inner] + self.pause // 2).tolist()
+
+    def _runs(self, is_blank: torch.Tensor, speech: torch.Tensor
+              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The blank runs (starts, lengths), which of them come after the first speech frame,
+        and which of those are long enough to be a pause."""
+        starts, lengths = blank_runs(is_blank)
+        after_speech = starts > speech[0]
+        return starts, lengths, after_speech, after_speech & (lengths >= self.pause)
 
     def _is_blank(self, emissions: torch.Tensor) -> torch.Tensor:
         """Whether each frame of `emissions` (file frames from `first` on) is a pause: its best
@@ -285,13 +293,12 @@ class Segmenter:
             self.cut_before = True
         if not speech.numel():
             return None
-        starts, lengths = blank_runs(is_blank)
-        after_speech = starts > speech[0]
-        # Decisions depend on the frames only, not on how they were pushed: a pause counts when
-        # it is complete within the segment's first `longest` + 1 frames.
-        pauses = torch.nonzero(after_speech & (lengths >= self.pause) & (starts + self.pause <= self.longest + 1))
         if len(self.buffer) <= self.longest and not self.cut_before and self.pauses is None:
             return None  # it may still end within a segment's length: then it is searched whole
+        starts, lengths, after_speech, is_pause = self._runs(is_blank, speech)
+        # Decisions depend on the frames only, not on how they were pushed: a pause counts when
+        # it is complete within the segment's first `longest` + 1 frames.
+        pauses = torch.nonzero(is_pause & (starts + self.pause <= self.longest + 1))
         if pauses.numel():
             return int(starts[pauses[0, 0]]) + self.pause // 2
         if len(self.buffer) <= self.longest:
