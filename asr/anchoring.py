@@ -3,8 +3,9 @@ forced alignment runs segment by segment (its lattice the size of a segment, not
 file): the words the recognizer got right anchor the transcript to segments, and the words
 between two anchors go to the segments in between in proportion (as long-audio aligners
 anchor on recognized words, e.g. SAIL's and Gentle's). Where words missed by the recognizer
-could belong to either side of a segment border, the split records how far the border may
-move, for the aligner to settle by the acoustics."""
+could belong to either side of a segment border, or a word was heard on both sides of it
+(a model may spike for a word cut in two on each side of the cut), the split records how far
+the border may move, for the aligner to settle by the acoustics."""
 
 from __future__ import annotations
 
@@ -34,8 +35,9 @@ def split_transcript(reference: Sequence[str], recognized: Sequence[Sequence[str
     the words `recognized` in each segment. A reference word matched to a recognized word
     goes to that word's segment; the words between two matches are spread linearly over the
     recognized words between them (each to the segment of the nearest); words before the
-    first match or after the last lean on the first or last recognized word. None when
-    nothing was recognized (there is nothing to anchor to)."""
+    first match or after the last lean on the first or last recognized word. A match whose
+    word was also heard, unmatched, just across a segment border does not fix that border.
+    None when nothing was recognized (there is nothing to anchor to)."""
     owners = np.array([k for k, words in enumerate(recognized) for _ in words], dtype=np.int64)
     if not len(owners):
         return None
@@ -50,9 +52,22 @@ def split_transcript(reference: Sequence[str], recognized: Sequence[Sequence[str
     borders = np.arange(len(recognized) + 1)
     cuts = np.searchsorted(segment, borders)  # segment is non-decreasing
     cuts[-1] = len(reference)
-    anchored_segment = owners[matched[:, 1]]
-    before = np.searchsorted(anchored_segment, borders)  # anchored words in segments before each border
-    lowest = np.where(before > 0, matched[np.maximum(before - 1, 0), 0] + 1, 0)
-    highest = np.where(before < len(matched), matched[np.minimum(before, len(matched) - 1), 0], len(reference))
+    firm = matched[~_heard_across_border(flat, owners, matched[:, 1])]
+    before = np.searchsorted(owners[firm[:, 1]], borders)  # firmly anchored words in segments before each border
+    fixed = np.concatenate([[-1], firm[:, 0], [len(reference)]])  # their reference words, between virtual ones
+    lowest, highest = fixed[before] + 1, fixed[before + 1]
     lowest[0], highest[0], lowest[-1], highest[-1] = 0, 0, len(reference), len(reference)
     return TranscriptSplit(cuts, lowest, highest)
+
+
+def _heard_across_border(flat: Sequence[str], owners: np.ndarray, matched: np.ndarray) -> np.ndarray:
+    """For each matched recognized word (positions `matched` in `flat`, segments `owners`):
+    whether the same word comes right before or after it in the neighbouring segment, unmatched."""
+    words = np.array(flat, dtype=object)
+    is_matched = np.zeros(len(flat), dtype=bool)
+    is_matched[matched] = True
+    twin = (words[1:] == words[:-1]) & (owners[1:] != owners[:-1])  # word k + 1 repeats word k across a border
+    doubled = np.zeros(len(flat), dtype=bool)
+    doubled[1:] |= twin & ~is_matched[:-1]
+    doubled[:-1] |= twin & ~is_matched[1:]
+    return doubled[matched]

@@ -39,6 +39,8 @@ def test_segments_without_words_get_none_and_edges_lean_on_the_nearest_match():
     assert split.lowest.tolist() == [0, 2, 2, 6] and split.highest.tolist() == [0, 4, 4, 6]
     assert split_transcript(reference, [[], ["a", "b", "c", "d", "e", "f"], []]).parts(reference) == [[], reference, []]
     assert split_transcript(reference, [[], []]) is None
+    split = split_transcript(reference, [["x"], ["y"]])  # nothing matched: every border is free
+    assert split.lowest.tolist() == [0, 0, 6] and split.highest.tolist() == [0, 6, 6]
 
 
 def test_exact_recognition_splits_exactly():
@@ -46,3 +48,14 @@ def test_exact_recognition_splits_exactly():
     reference = [w for t in truth for w in t]
     split = split_transcript(reference, truth)
     assert split.parts(reference) == truth and (split.lowest == split.highest).all()
+
+
+def test_a_word_heard_on_both_sides_of_a_border_leaves_the_border_free():
+    reference = "a b four c d".split()
+    split = split_transcript(reference, [["a", "b", "four"], ["four", "c", "d"]])
+    # four was said once: it may belong to either segment, for the aligner to choose
+    assert split.lowest[1] == 2 and split.highest[1] == 3 and split.cuts[1] in (2, 3)
+    split = split_transcript(reference, [["a", "b", "four"], ["c", "d"]])
+    assert split.lowest[1] == split.highest[1] == split.cuts[1] == 3
+    split = split_transcript("a four four d".split(), [["a", "four"], ["four", "d"]])  # said twice: both anchored
+    assert split.lowest[1] == split.highest[1] == split.cuts[1] == 2
