@@ -37,19 +37,28 @@ class Fbank(torch.nn.Module):
     one window gives [0, num_mel_bins]. Kaldi's defaults otherwise: DC offset removed,
     pre-emphasis 0.97, Povey window, FFT size rounded up to a power of two, power
     spectrum, mel bins from 20 Hz to Nyquist, log with a FLT_EPSILON floor, no energy.
+
+    `noise_floor` adds to every mel energy the energy that white noise of that standard
+    deviation (in 16-bit steps) is expected to have there: Kaldi's dither made deterministic.
+    At 1.0 (Kaldi's dither level) digital silence, exact zeros between phrases or in the empty
+    band of upsampled telephone audio, reads as the quietest a 16-bit recording can be instead
+    of log(FLT_EPSILON), some 20 below any recorded silence; a recorded energy E becomes
+    E + N, a change of less than 0.05 in the log where E is over 20 times the floor N.
     """
 
     def __init__(self, num_mel_bins: int = 80, sample_rate: int = 16000, frame_length_ms: float = 25.0,
-                 frame_shift_ms: float = 10.0, dither: float = 0.0):
+                 frame_shift_ms: float = 10.0, dither: float = 0.0, noise_floor: float = 0.0):
         super().__init__()
-        if num_mel_bins < 3 or sample_rate <= 0 or dither < 0:
-            raise ValueError(f"Fbank needs num_mel_bins >= 3 (as Kaldi), sample_rate > 0 and dither >= 0, got "
-                             f"num_mel_bins={num_mel_bins}, sample_rate={sample_rate}, dither={dither}")
+        if num_mel_bins < 3 or sample_rate <= 0 or dither < 0 or noise_floor < 0:
+            raise ValueError(f"Fbank needs num_mel_bins >= 3 (as Kaldi), sample_rate > 0, dither >= 0 and "
+                             f"noise_floor >= 0, got num_mel_bins={num_mel_bins}, sample_rate={sample_rate}, "
+                             f"dither={dither}, noise_floor={noise_floor}")
         self.num_mel_bins = num_mel_bins
         self.sample_rate = sample_rate
         self.frame_length_ms = frame_length_ms
         self.frame_shift_ms = frame_shift_ms
         self.dither = dither
+        self.noise_floor = noise_floor
         # Kaldi truncates both to whole samples (the arithmetic torchaudio's port used, so frame counts are unchanged).
         self.window_size = int(sample_rate * frame_length_ms * 0.001)
         self.window_shift = int(sample_rate * frame_shift_ms * 0.001)
@@ -88,13 +97,30 @@ class Fbank(torch.nn.Module):
         frames = (waveform * _INT16_SCALE).unfold(0, self.window_size, self.window_shift)  # [num_frames, window]
         if self.dither:
             frames = frames + self.dither * torch.randn_like(frames)
-        frames = frames - frames.mean(dim=1, keepdim=True)
-        previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)  # Kaldi pre-emphasizes sample 0 against itself
-        spectrum = torch.fft.rfft((frames - _PREEMPHASIS * previous) * _povey_window(self.window_size).to(frames),
-                                  n=self.fft_size)
-        power = spectrum[:, : self.fft_size // 2].abs().square()  # Kaldi's mel bins give the Nyquist bin no weight
-        banks = _mel_banks(self.sample_rate, self.num_mel_bins, self.fft_size).to(power)
-        return (power @ banks).clamp_min(_FLT_EPSILON).log()
+        energies = _power_spectra(frames, self.fft_size) @ _mel_banks(self.sample_rate, self.num_mel_bins,
+                                                                      self.fft_size).to(frames)
+        if self.noise_floor:
+            noise = _white_noise_energies(self.sample_rate, self.num_mel_bins, self.window_size, self.fft_size)
+            energies = energies + self.noise_floor ** 2 * noise.to(energies)
+        return energies.clamp_min(_FLT_EPSILON).log()
+
+
+def _power_spectra(frames: torch.Tensor, fft_size: int) -> torch.Tensor:
+    """Power spectra [n, fft_size / 2] of frames [n, window]: DC offset removed, pre-emphasized,
+    windowed (Kaldi's order)."""
+    frames = frames - frames.mean(dim=1, keepdim=True)
+    previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)  # Kaldi pre-emphasizes sample 0 against itself
+    spectrum = torch.fft.rfft((frames - _PREEMPHASIS * previous) * _povey_window(frames.shape[1]).to(frames),
+                              n=fft_size)
+    return spectrum[:, : fft_size // 2].abs().square()  # Kaldi's mel bins give the Nyquist bin no weight
+
+
+@functools.lru_cache(maxsize=8)
+def _white_noise_energies(sample_rate: int, num_mel_bins: int, window_size: int, fft_size: int) -> torch.Tensor:
+    """Expected mel energies [num_mel_bins] of white noise of unit variance: the spectrum is linear
+    in the samples before it is squared, so the power spectra of the identity's rows add up to it."""
+    noise = _power_spectra(torch.eye(window_size, dtype=torch.float64), fft_size).sum(0)
+    return (noise @ _mel_banks(sample_rate, num_mel_bins, fft_size).double()).float()
 
 
 # The window and the mel banks are float32 tables rounded as torchaudio's Kaldi port (this module's former
@@ -257,6 +283,38 @@ class NoiseOptions:
             raise ValueError(f"NoiseBursts needs 1 <= min_frames <= max_frames, count >= 0 and ramp >= 1, got frames "
                              f"{self.min_frames}..{self.max_frames}, count={self.count}, ramp={self.ramp}")
         self.speech_gain, self.level = tuple(self.speech_gain), tuple(self.level)
+
+
+@dataclasses.dataclass
+class SilenceOptions:
+    """`SilencePadding` settings: the odds that an example is padded, and the most silence
+    added at each end."""
+
+    p: float = 0.5
+    max_seconds: float = 0.5
+
+    def __post_init__(self):
+        if not 0.0 <= self.p <= 1.0 or self.max_seconds < 0:
+            raise ValueError(f"silence padding needs p in [0, 1] and max_seconds >= 0, got {self.p} and "
+                             f"{self.max_seconds}")
+
+
+class SilencePadding:
+    """Digital silence added before and after an example's features [T, F]: with probability
+    `p`, 0 to `max_frames` frames (uniform, each end drawn apart) of `silence`, the features of
+    a frame of zeros. Recordings cut from longer ones, edited ones and the segments of a long
+    file arrive with such stretches; a model that never heard one mistakes it for something.
+    Draws from torch's RNG, after any cache (each read gets its own)."""
+
+    def __init__(self, silence: torch.Tensor, max_frames: int, p: float):
+        self.silence, self.max_frames, self.p = silence, max_frames, p
+
+    def __call__(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.max_frames or float(torch.rand(())) >= self.p:
+            return features
+        before, after = torch.randint(self.max_frames + 1, (2,)).tolist()
+        pad = self.silence.to(features).expand(max(before, after), -1)
+        return torch.cat([pad[:before], features, pad[:after]])
 
 
 class NoiseBursts(torch.nn.Module):

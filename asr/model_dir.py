@@ -160,7 +160,8 @@ def save_model_dir(folder: str | Path, model: TransformerEncoder, tokenizer: Tok
     featurizer.cmvn.save(folder / "cmvn.json")
     fbank = featurizer.fbank
     options = {"sample_rate": fbank.sample_rate, "num_mel_bins": fbank.num_mel_bins,
-               "frame_length_ms": fbank.frame_length_ms, "frame_shift_ms": fbank.frame_shift_ms}
+               "frame_length_ms": fbank.frame_length_ms, "frame_shift_ms": fbank.frame_shift_ms,
+               "noise_floor": fbank.noise_floor}
     write_atomic(folder / "features.json", json.dumps(options, indent=2) + "\n")
     graph.save(folder / GRAPH_FOLDER)
     if decoding:

@@ -24,7 +24,16 @@ from . import config as settings
 from .audio import load_audio
 from .data import BucketBatchSampler, SpeechDataset, Utterance, collate, read_manifest, speed_perturbed
 from .decoding import BeamOptions, Topology
-from .features import Fbank, GlobalCMVN, NoiseBursts, NoiseOptions, SpecAugment, SpecAugmentOptions
+from .features import (
+    Fbank,
+    GlobalCMVN,
+    NoiseBursts,
+    NoiseOptions,
+    SilenceOptions,
+    SilencePadding,
+    SpecAugment,
+    SpecAugmentOptions,
+)
 from .lang import build_hlg
 from .lm import UNK, estimate_kneser_ney, read_arpa, write_arpa
 from .losses import check_loss, loss_topology, make_loss
@@ -67,15 +76,16 @@ def fit_cmvn(utterances: Sequence[Utterance], sample_rate: int, fbank: Fbank) ->
 
 
 def loader(utterances, sample_rate: int, featurize: Callable, tokenizer: Tokenizer, max_seconds: float,
-           shuffle: bool, seed: int, cache: bool = False, band_limits: Sequence[int] = (), band_limit_p: float = 0.0
-           ) -> tuple[torch.utils.data.DataLoader, BucketBatchSampler]:
+           shuffle: bool, seed: int, cache: bool = False, band_limits: Sequence[int] = (), band_limit_p: float = 0.0,
+           transform: Callable | None = None) -> tuple[torch.utils.data.DataLoader, BucketBatchSampler]:
     """Duration-bucketed batches of at most `max_seconds` of audio in all ranks together (under
     torchrun each rank takes its share of every global batch: batches of `max_seconds` /
     world size, or the longest utterance, dealt out in turn); `cache` keeps features in
-    memory; `band_limits`/`band_limit_p` band-limit some reads (`SpeechDataset`)."""
+    memory; `band_limits`/`band_limit_p` band-limit some reads, `transform` changes every
+    read's features (`SpeechDataset`)."""
     dataset = SpeechDataset(list(utterances), partial(load_audio, sample_rate=sample_rate), featurize,
                             tokenizer.encode, cache=cache, band_limits=band_limits, band_limit_p=band_limit_p,
-                            target_graph=tokenizer.target_graph)
+                            target_graph=tokenizer.target_graph, transform=transform)
     context = current_context()
     durations = [u.duration for u in utterances]
     per_rank = max(max_seconds / context.world_size, max(durations, default=0.0))
@@ -90,24 +100,28 @@ class TrainingConfig:
     `train` (optimization; `epochs` None follows the amount of audio, `epochs_for`), `loss`
     (`asr.losses.make_loss`: "ctc", "crctc", "mmi", "asg", "wordpiece", a user's
     "file.py:factory", or {"name": ..., **options}), `noise` and `augment`
-    (`NoiseBursts` and SpecAugment; None: off), `speeds` (speed-perturbed copies of the training
+    (`NoiseBursts` and SpecAugment; None: off), `silence` (`SilencePadding`: digital silence
+    added at an example's ends; None: off), `speeds` (speed-perturbed copies of the training
     set, e.g. (0.9, 1.1)), `band_limits` and `band_limit_p` (with that probability a training
     read is band-limited to one of those rates, so the model also works on narrowband audio),
     `batch_seconds` of audio per batch, `cache` (training features kept in memory; None: when
     they take less than `CACHE_LIMIT_BYTES`), and the audio's `sample_rate`. The features are
-    `model.input_dim` log-mel bins."""
+    `model.input_dim` log-mel bins over a `noise_floor` (`Fbank`: digital silence reads as the
+    quietest recording, not as a value no recording has)."""
 
     model: EncoderConfig = dataclasses.field(default_factory=EncoderConfig)
     train: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
     loss: str | dict = "ctc"
     noise: NoiseOptions | None = None
     augment: SpecAugmentOptions | None = None
+    silence: SilenceOptions | None = None
     speeds: tuple[float, ...] = ()
     band_limits: tuple[int, ...] = ()
     band_limit_p: float = 0.0
     batch_seconds: float = 60.0
     cache: bool | None = False
     sample_rate: int = 16000
+    noise_floor: float = 0.0
 
     def __post_init__(self):
         self.speeds, self.band_limits = tuple(self.speeds), tuple(self.band_limits)
@@ -133,7 +147,16 @@ class TrainingConfig:
         return changed if loss is None else dataclasses.replace(changed, loss=loss)
 
     def fbank(self) -> Fbank:
-        return Fbank(num_mel_bins=self.model.input_dim, sample_rate=self.sample_rate)
+        return Fbank(num_mel_bins=self.model.input_dim, sample_rate=self.sample_rate, noise_floor=self.noise_floor)
+
+    def silence_padding(self, featurizer: Featurizer) -> SilencePadding | None:
+        """`SilencePadding` of the features a frame of digital silence has, or None when off."""
+        if self.silence is None:
+            return None
+        fbank = featurizer.fbank
+        silence = featurizer(torch.zeros(fbank.window_size))[0]
+        frames = round(self.silence.max_seconds * 1000 / fbank.frame_shift_ms)
+        return SilencePadding(silence, frames, self.silence.p)
 
     def augmentation(self, cmvn: GlobalCMVN) -> torch.nn.Module | None:
         """`NoiseBursts`, then `SpecAugment`; either is left out when it is None."""
@@ -157,7 +180,8 @@ class TrainingConfig:
             cache = frames * featurizer.fbank.num_mel_bins * 4 < CACHE_LIMIT_BYTES
         rate = featurizer.fbank.sample_rate
         train_loader, sampler = loader(perturbed, rate, featurizer, tokenizer, self.batch_seconds, True, seed,
-                                       cache=cache, band_limits=self.band_limits, band_limit_p=self.band_limit_p)
+                                       cache=cache, band_limits=self.band_limits, band_limit_p=self.band_limit_p,
+                                       transform=self.silence_padding(featurizer))
         valid_loader, _ = loader(valid, rate, featurizer, tokenizer, self.batch_seconds, shuffle=False, seed=0)
         options = self.train
         if options.epochs is None:
@@ -223,8 +247,8 @@ DEFAULT_TRAINING = RecognizerConfig(
 
 def training_from_config(config: dict, where: str = "config") -> RecognizerConfig:
     """`DEFAULT_TRAINING` with a JSON config's settings: nested settings ("model", "train",
-    "noise", "augment") change key by key, null turns "noise" or "augment" off, every other key
-    replaces the default. Errors name the bad key's path."""
+    "noise", "augment", "silence") change key by key, null turns "noise", "augment" or
+    "silence" off, every other key replaces the default. Errors name the bad key's path."""
     return settings.replace(DEFAULT_TRAINING, config, where)
 
 

@@ -58,17 +58,21 @@ class SpeechDataset(torch.utils.data.Dataset):
     corpora read many epochs over (deterministic featurizers only; augmentation belongs after,
     e.g. the Trainer's `augment`). The cache lives in the process that reads: the main one, or
     each persistent worker.
+    transform: features -> features, applied to every read after the cache, for augmentation
+    that changes an example's length (e.g. `asr.features.SilencePadding`).
     """
 
     def __init__(self, utterances: Sequence[Utterance], load: Callable[[str], torch.Tensor],
                  featurize: Callable[[torch.Tensor], torch.Tensor], encode: Callable[[str], list[int]],
                  cache: bool = False, band_limits: Sequence[int] = (), band_limit_p: float = 0.0,
-                 target_graph: Callable[[str], object | None] | None = None):
+                 target_graph: Callable[[str], object | None] | None = None,
+                 transform: Callable[[torch.Tensor], torch.Tensor] | None = None):
         if not 0.0 <= band_limit_p <= 1.0 or (band_limit_p and not band_limits):
             raise ValueError(f"band_limit_p must lie in [0, 1] and needs band_limits, got {band_limit_p} "
                              f"with {list(band_limits)}")
         self.utterances = utterances
         self.load, self.featurize, self.encode, self.target_graph = load, featurize, encode, target_graph
+        self.transform = transform
         self.band_limits, self.band_limit_p = [int(rate) for rate in band_limits], band_limit_p
         self.failures: list[Skipped] = []
         self._cache: dict[tuple[int, int | None], dict | Skipped] | None = {} if cache else None
@@ -81,11 +85,15 @@ class SpeechDataset(torch.utils.data.Dataset):
         if self.band_limit_p and float(torch.rand(())) < self.band_limit_p:
             band_limit = self.band_limits[int(torch.randint(len(self.band_limits), ()))]
         if self._cache is None:
-            return self._read(index, band_limit)
-        key = (index, band_limit)
-        if key not in self._cache:
-            self._cache[key] = self._read(index, band_limit)
-        return self._cache[key]
+            sample = self._read(index, band_limit)
+        else:
+            key = (index, band_limit)
+            if key not in self._cache:
+                self._cache[key] = self._read(index, band_limit)
+            sample = self._cache[key]
+        if self.transform is None or isinstance(sample, Skipped):
+            return sample
+        return {**sample, "features": self.transform(sample["features"])}
 
     def _read(self, index: int, band_limit: int | None) -> dict | Skipped:
         utterance = self.utterances[index]

@@ -370,6 +370,23 @@ def test_cache_reads_each_file_once_and_returns_the_same_samples(tmp_path):
     assert len(cached.failures) == 1
 
 
+def test_transform_changes_every_read_after_the_cache(tmp_path):
+    utterances = _corpus(tmp_path)
+    calls = []
+
+    def pad_one_row(features):
+        calls.append(len(features))
+        return torch.cat([features, torch.full((len(calls), features.shape[1]), -1.0)])
+
+    dataset = SpeechDataset(utterances, load=load_wav, featurize=frames, encode=letters, cache=True,
+                            transform=pad_one_row)
+    first, second = dataset[0], dataset[0]
+    expected = frames(load_wav(utterances[0].audio))
+    assert torch.equal(first["features"][: len(expected)], expected) and len(first["features"]) == len(expected) + 1
+    assert len(second["features"]) == len(expected) + 2  # a fresh draw on the cached sample, not on its last result
+    assert isinstance(dataset[5], Skipped) and calls == [len(expected)] * 2  # a skipped file is not transformed
+
+
 def test_dataset_reads_speed_perturbed_copies_at_their_speed(tmp_path):
     rate = 8000
     t = np.arange(rate) / rate

@@ -13,7 +13,9 @@ import soundfile
 import torch
 
 from asr.audio import load_audio
-from asr.features import Fbank, GlobalCMVN, NoiseBursts, SpecAugment, resample, speed_perturb
+from asr.features import Fbank, GlobalCMVN, NoiseBursts, SilencePadding, SpecAugment, resample, speed_perturb
+from asr.model_dir import Featurizer
+from asr.training import training_from_config
 
 DATA = Path(__file__).parents[2].parent / "shared" / "data"
 YESNO = DATA / "yesno" / "waves_yesno"
@@ -72,7 +74,7 @@ def test_fbank_on_real_yesno_audio():
     assert torch.isfinite(features).all()
 
 
-def _kaldi_native_fbank(fbank: Fbank, waveform: torch.Tensor) -> torch.Tensor:
+def _kaldi_native_fbank(fbank: Fbank, waveform: torch.Tensor, dither: float = 0.0) -> torch.Tensor:
     """kaldi-native-fbank (Kaldi's compute-fbank-feats in C++, an independent implementation) with Fbank's options,
     every one that Fbank fixes spelled out so a change of the oracle's defaults cannot slip by."""
     knf = pytest.importorskip("kaldi_native_fbank")
@@ -80,7 +82,7 @@ def _kaldi_native_fbank(fbank: Fbank, waveform: torch.Tensor) -> torch.Tensor:
     frame = options.frame_opts
     frame.samp_freq = fbank.sample_rate
     frame.frame_length_ms, frame.frame_shift_ms = fbank.frame_length_ms, fbank.frame_shift_ms
-    frame.dither, frame.preemph_coeff, frame.remove_dc_offset, frame.window_type = 0.0, 0.97, True, "povey"
+    frame.dither, frame.preemph_coeff, frame.remove_dc_offset, frame.window_type = dither, 0.97, True, "povey"
     frame.round_to_power_of_two, frame.snip_edges = True, True
     options.mel_opts.num_bins, options.mel_opts.low_freq, options.mel_opts.high_freq = fbank.num_mel_bins, 20.0, 0.0
     options.use_energy, options.htk_compat, options.use_log_fbank, options.use_power = False, False, True, True
@@ -89,6 +91,51 @@ def _kaldi_native_fbank(fbank: Fbank, waveform: torch.Tensor) -> torch.Tensor:
     online.input_finished()
     rows = [online.get_frame(i) for i in range(online.num_frames_ready)]
     return torch.tensor(np.array(rows, dtype=np.float32).reshape(-1, fbank.num_mel_bins))
+
+
+def test_noise_floor_is_the_mean_energy_of_kaldis_dither():
+    """Digital silence with the floor reads as Kaldi's dither of the same size does on average
+    (3,000 dithered frames: each mel bin's mean within 8% of ours; the lowest bins, one or two
+    FFT bins wide, vary most), and is added to a recording's energies: log(E + N)."""
+    silence = torch.zeros(30 * 16000)
+    floor = Fbank(noise_floor=1.0)(silence)
+    assert torch.allclose(floor, floor[:1].expand_as(floor))  # every frame of silence the same
+    dithered = _kaldi_native_fbank(Fbank(), silence, dither=1.0).double().exp().mean(0)
+    assert (floor[0].double().exp() / dithered - 1).abs().max() < 0.08
+    assert (Fbank(noise_floor=2.0)(silence) - floor - math.log(4.0)).abs().max() < 1e-5  # energy grows as its square
+    speech = load_audio(next(AN4.rglob("*.sph"))) if AN4.exists() else 0.1 * torch.randn(16000)
+    plain = Fbank()(speech)
+    expected = plain + torch.log1p(torch.exp(floor[0] - plain))
+    assert (Fbank(noise_floor=1.0)(speech) - expected).abs().max() < 1e-4
+
+
+def test_silence_padding_gives_the_features_of_audio_padded_with_zeros():
+    """Frames of digital silence added to the features equal those of the waveform with zeros
+    added (all but the frames whose windows straddle a join), and the amounts drawn are
+    uniform over 0..max at each end, on about p of the examples."""
+    torch.manual_seed(0)
+    waveform = 0.1 * torch.randn(8000)
+    config = training_from_config({"silence": {"p": 1.0, "max_seconds": 0.3}})
+    featurizer = Featurizer(config.fbank(), GlobalCMVN(torch.full((80,), 5.0), torch.full((80,), 2.0)))
+    padding = config.silence_padding(featurizer)
+    assert padding.max_frames == 30
+    plain = featurizer(waveform)
+    for _ in range(20):
+        padded = padding(plain)
+        before = int((padded == padding.silence).all(1).int().argmin())  # the first row that is not silence
+        assert torch.equal(padded[before: before + len(plain)], plain)
+        after = len(padded) - len(plain) - before
+        audio = featurizer(torch.cat([torch.zeros(before * 160), waveform, torch.zeros(after * 160)]))
+        assert audio.shape == padded.shape
+        # windows of 400 samples, 160 apart: two straddle the first join and, as 8,000 samples end
+        # 80 past the last whole window, two the second
+        straddling = [before - 2, before - 1, before + len(plain), before + len(plain) + 1]
+        keep = torch.ones(len(audio), dtype=torch.bool)
+        keep[[i for i in straddling if 0 <= i < len(keep)]] = False
+        assert (audio[keep] - padded[keep]).abs().max() < 1e-4
+    counts = torch.tensor([[len(SilencePadding(torch.zeros(1), 10, 0.5)(torch.ones(1, 1))) - 1] for _ in range(4000)])
+    assert 0.45 < (counts > 0).float().mean() < 0.55  # half the examples padded
+    assert 9.5 < counts[counts > 0].float().mean() < 10.5 and int(counts.max()) == 20  # 0..10 at each end
 
 
 def _assert_close_to_kaldi(fbank: Fbank, waveform: torch.Tensor) -> None:

@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,12 +11,14 @@ from asr import cli
 from asr.config import to_dict
 from asr.data import Utterance, write_manifest
 from asr.decoding import BeamOptions, WfstDecoder
-from asr.features import SpecAugmentOptions
+from asr.features import SilenceOptions, SpecAugmentOptions
 from asr.model_dir import load_model_dir
 from asr.training import DEFAULT_TRAINING, RecognizerConfig, best_lm_scale, epochs_for, training_from_config
 from asr.transcribe import Recognizer
 
 from .conftest import RATE, noise_wav
+
+ROOT = Path(__file__).resolve().parents[2]
 
 CONFIG = {"model": {"input_dim": 23, "d_model": 32, "num_heads": 2, "num_layers": 1, "ff_dim": 64},
           "train": {"epochs": 2, "warmup_steps": 2, "log_every": 1}, "sample_rate": RATE, "batch_seconds": 4,
@@ -96,6 +99,9 @@ def test_a_config_overrides_single_options_of_the_default_training():
     assert training_from_config({}) == DEFAULT_TRAINING
     # the whole tree goes to JSON and back unchanged
     assert training_from_config(json.loads(json.dumps(to_dict(training)))) == training
+    long = training_from_config(json.loads((ROOT / "examples" / "long_recordings.json").read_text()))
+    assert long.silence == SilenceOptions(p=0.5, max_seconds=0.5) and long.noise_floor == 1.0
+    assert long.fbank().noise_floor == 1.0 and DEFAULT_TRAINING.silence is None
 
 
 @pytest.mark.parametrize("config, message", [
@@ -107,6 +113,7 @@ def test_a_config_overrides_single_options_of_the_default_training():
     ({"speeds": [0.9, -1]}, r"config: speeds must be positive"),
     ({"tokens": "words"}, r"config: tokens must be 'char', 'phone' or 'bpe:N'"),
     ({"noise": 3}, r"config.noise: expected an object of NoiseOptions settings"),
+    ({"silence": {"p": 1.5}}, r"config.silence: silence padding needs p in \[0, 1\]"),
 ])
 def test_a_bad_config_is_refused_before_anything_runs_with_the_key_named(config, message):
     with pytest.raises(ValueError, match=message):

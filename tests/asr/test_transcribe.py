@@ -113,6 +113,15 @@ def test_a_segment_searched_whole_is_shown_as_its_phrases():
     assert _word_breaks(hypothesis, [10, 12, 60]) == [1, 2]
 
 
+def test_model_dir_keeps_its_noise_floor_and_one_written_before_it_reads_without(model_dir):
+    options = json.loads((model_dir / "features.json").read_text())
+    (model_dir / "features.json").write_text(json.dumps({**options, "noise_floor": 1.0}))
+    assert load_model_dir(model_dir).featurizer.fbank.noise_floor == 1.0
+    del options["noise_floor"]  # a directory saved before the floor existed: its features as they were
+    (model_dir / "features.json").write_text(json.dumps(options))
+    assert load_model_dir(model_dir).featurizer.fbank.noise_floor == 0.0
+
+
 def test_model_dir_with_mismatched_tokens_is_a_clear_error(model_dir):
     (model_dir / "tokens.txt").write_text("<blk> 0\nNO 1\n")
     with pytest.raises(ValueError, match="tokens.txt has 2 tokens but the model outputs 3"):
