@@ -1,6 +1,7 @@
 """digits: the offline demo. Spoken digit strings synthesized with eSpeak NG over many voices,
-rates and pitches with added noise; a CTC transformer trained on them; decoding through a
-digit-string grammar. Needs no download and no network.
+rates and pitches with added noise; a CTC transformer trained on them (with digital silence
+added at some examples' ends, so that it also decodes recordings with silent stretches);
+decoding through a digit-string grammar. Needs no download and no network.
 
 python -m recipes.digits [--data-dir D] [--exp-dir E] [--stage N] [--stop-stage M]
 Stages: 0 synthesize the corpus, 1 manifests + CMVN + tokens, 2 train, 3 decode the held-out
@@ -14,7 +15,7 @@ from tqdm import tqdm
 from asr import recipe
 from asr.corpora import digits
 from asr.data import read_manifest
-from asr.features import SpecAugmentOptions
+from asr.features import SilenceOptions, SpecAugmentOptions
 from asr.lang import loop_grammar
 from asr.model import EncoderConfig
 from asr.train import TrainerConfig
@@ -32,6 +33,8 @@ DIGITS = recipe.WordRecipe(
                             conv_channels=32, attention_window=8),
         train=TrainerConfig(epochs=12, lr=2e-3, warmup_steps=100, schedule="cosine", log_every=50, weight_decay=0.0),
         augment=SpecAugmentOptions(freq_width=8, time_masks=4, time_width=0.05),
+        silence=SilenceOptions(),  # the demo decodes long recordings whose pauses may be digital silence
+        noise_floor=1.0,
         batch_seconds=60.0,
         cache=True,
     ),
