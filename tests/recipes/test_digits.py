@@ -97,8 +97,9 @@ def test_digits_long_recording_aligns_segment_by_segment_as_its_files_one_by_one
             assert result["max_start_shift_frames"] <= 6, (segments, result)
         else:
             # 1-second segments cut inside utterances: a word the recognizer deleted at a cut is
-            # squeezed against it (seen: 4.4-4.7 frames, ~1 word in 150), and such a word may
-            # start before its utterance's offset (1 run in 4 here), counted then as another
-            # utterance's: one utterance of the ~45 may differ.
+            # squeezed against it (seen: 4.4-4.7 frames, ~1 word in 150); such a word may start
+            # before its utterance's offset and count as another utterance's. The strict check
+            # (all the same, >= 98% within 2 frames) failed 1 run in 4 here, details not kept:
+            # one utterance of the ~45 may differ.
             assert result["same_words_utterances"] >= 0.97 and result["within_2_frames"] >= 0.97, (segments, result)
     assert len(list((tmp_path / "plots").glob("long-*.png"))) >= 10
