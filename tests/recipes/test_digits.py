@@ -48,10 +48,11 @@ def test_digits_long_recording_decodes_as_its_files_one_by_one(digits_demo, tmp_
                      saved.frame_seconds)
     # At most two errors more than one by one: a word is 0.6 points of these ~170, and the model
     # trained on another CPU (float summation order) has made 1 or 2 more; the 0.3-point target is
-    # for the hour-long benchmark's ~5,000 words (docs/results.md).
+    # for the hour-long benchmark's ~5,000 words (docs/results.md). The model trained here varies
+    # from run to run (one by one: 0 to 3 errors in these 176 words seen), hence the loose 3%.
     words = result["reference_words"]
     extra_errors = round(result["wer"] * words) - round(result["one_by_one_wer"] * words)
-    assert extra_errors <= 2 and result["wer"] < 0.02, result
+    assert extra_errors <= 2 and result["wer"] < 0.03, result
     assert result["same_words_utterances"] >= 0.9 and result["within_2_frames"] == 1.0, result
     assert len(long.segments) >= 10  # cut at pauses, not decoded in one piece
     # Windows of 1.2 s put ~100 borders inside words: the windowed model's emissions are exact,
