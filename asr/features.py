@@ -1,9 +1,9 @@
 """Acoustic features: Kaldi-compatible log-mel fbank, global CMVN, SpecAugment, noise bursts,
-resampling, speed perturbation, band limiting.
+silence padding, resampling, speed perturbation, band limiting.
 
 Typical order: `speed_perturb` and `band_limit` (training only) on the waveform, `Fbank`, then
-`GlobalCMVN.apply`, then `NoiseBursts` and `SpecAugment` (its masks fill with 0, which after
-CMVN is the global mean).
+`GlobalCMVN.apply`, then `SilencePadding` (each example), then `NoiseBursts` and `SpecAugment`
+on the batch (its masks fill with 0, which after CMVN is the global mean).
 """
 
 from __future__ import annotations
