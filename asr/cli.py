@@ -58,15 +58,14 @@ def _cmd_transcribe(args) -> int:
     from .workers import transcribe_in_workers
 
     formats = _formats(args)
+    context = _join_ranks(args)
     if args.jobs > 1:
         def run(inputs):
             return transcribe_in_workers(partial(_recognizer, args), inputs, args.jobs, args.batch_size)
     else:
         recognizer = _recognizer(args)
-
-        def run(inputs):
-            return recognizer.transcribe(inputs, batch_size=args.batch_size)
-    return _write_results(args, "transcribe", list(find_inputs(args.audio)), run, formats)
+        run = _across_ranks(lambda chosen: recognizer.transcribe(chosen, batch_size=args.batch_size), args, context)
+    return _leave_ranks(context, _write_results(args, "transcribe", list(find_inputs(args.audio)), run, formats))
 
 
 def _cmd_align(args) -> int:
@@ -75,6 +74,7 @@ def _cmd_align(args) -> int:
     from .transcribe import Recognizer, find_inputs
 
     formats = _formats(args)
+    context = _join_ranks(args)
     inputs = list(find_inputs(args.audio))
     texts = {}
     for name in args.audio:
@@ -87,8 +87,44 @@ def _cmd_align(args) -> int:
             raise ValueError(f"--transcript is for one audio file; {len(inputs)} were given (use --text)")
         texts[inputs[0][0]] = args.transcript.split()
     recognizer = Recognizer(load_model_dir(args.model), device=args.device)
-    return _write_results(args, "align", inputs, lambda chosen: recognizer.align(
-        chosen, texts, batch_size=args.batch_size, plot_dir=args.plot), formats)
+    run = _across_ranks(lambda chosen: recognizer.align(chosen, texts, batch_size=args.batch_size, plot_dir=args.plot),
+                        args, context)
+    return _leave_ranks(context, _write_results(args, "align", inputs, run, formats))
+
+
+def _join_ranks(args):
+    """Under torchrun: joins the process group and moves `--device cuda` to this rank's GPU.
+    Returns this process's `DistributedContext` (a single process without torchrun)."""
+    from .train import init_distributed, rank_device
+
+    context = init_distributed()
+    if context.world_size > 1:
+        if getattr(args, "jobs", 1) > 1:
+            raise ValueError("--jobs starts worker processes on one machine; under torchrun every rank is a worker "
+                             "already: leave --jobs out")
+        args.device = rank_device(args.device, context)
+    return context
+
+
+def _across_ranks(decode, args, context):
+    """`decode` itself in a single process; under torchrun, the inputs shared out over the ranks
+    in runs of 4 batches and the transcripts gathered on rank 0 in input order."""
+    from functools import partial
+
+    from .workers import transcribe_across_ranks
+
+    if context.world_size == 1:
+        return decode
+    return partial(transcribe_across_ranks, decode, files_per_run=4 * args.batch_size)
+
+
+def _leave_ranks(context, status: int) -> int:
+    """`status`, after every torchrun rank has left the process group together."""
+    from .train import leave_together
+
+    if context.world_size > 1:
+        leave_together()
+    return status
 
 
 def _formats(args) -> list[str]:
@@ -115,8 +151,13 @@ def _write_results(args, command: str, inputs: list[tuple[str, str]], run, forma
     from .audio import AudioError, audio_info
     from .jobs import OutputDir
     from .subtitles import SubtitleOptions
+    from .train import current_context
     from .transcribe import format_transcript
 
+    if not current_context().is_main:  # a torchrun rank but the first: it decodes its share, rank 0 writes
+        for _ in run(inputs):
+            pass
+        return 0
     format_fn = partial(format_transcript, subtitles=SubtitleOptions(
         args.max_line_chars, args.max_lines, args.max_cue_seconds, args.min_cue_seconds, args.max_cps))
     failures, audio_seconds, start = 0, 0.0, time.perf_counter()
@@ -332,7 +373,10 @@ def _add_transcribe(commands) -> None:
                "  asr transcribe exp/digits/model data/test/wav.scp -f txt,json,ctm -o out/\n"
                "  asr transcribe exp/yesno/model waves/ -f srt -o subtitles/\n"
                "  asr transcribe exp/an4/model test/ --lexicon lexicon.txt --lm 3gram.arpa --beam 14\n"
-               "  asr transcribe exp/an4/model one.wav --graph graph/ --nbest 5 --rescore-lm 4gram.arpa -f json",
+               "  asr transcribe exp/an4/model one.wav --graph graph/ --nbest 5 --rescore-lm 4gram.arpa -f json\n"
+               "  asr transcribe exp/an4/model test/ -o out/ --jobs 4                  (4 processes, one machine)\n"
+               "  torchrun --nproc_per_node 8 -m asr.cli transcribe MODEL test/ -o out/ --device cuda\n"
+               "      (8 GPUs, each decoding its share; rank 0 writes out/ in input order)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_audio_arguments(command, "txt", "json (one object per line, with word times)")
@@ -380,7 +424,9 @@ def _add_transcribe(commands) -> None:
     long.add_argument("--max-segment-seconds", type=float, default=segments.max_segment_seconds,
                       help=f"longer segments are cut at their longest pause (default {segments.max_segment_seconds:g} s)")
     command.add_argument("--jobs", type=int, default=1, help="decode in this many worker processes, each with its "
-                         "share of the CPU threads; outputs are the same, in input order (default 1)")
+                         "share of the CPU threads; outputs are the same, in input order (default 1). For several "
+                         "GPUs or machines use torchrun instead: torchrun --nproc_per_node N -m asr.cli transcribe "
+                         "... (rank 0 writes)")
     long.add_argument("--vad", choices=VADS, help="find pauses with this voice activity detector instead of the "
                       "model's blank frames (silero: pip install 'asr[vad]'; 8 and 16 kHz models)")
     command.set_defaults(run=_cmd_transcribe)

@@ -92,6 +92,25 @@ def all_gather_objects(obj: Any) -> list[Any]:
     return gathered
 
 
+def gather_objects(obj: Any) -> list[Any] | None:
+    """Every rank's `obj` (picklable) in rank order, on rank 0 only (None on the others); [obj]
+    in a single process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return [obj]
+    gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(obj, gathered, dst=0)
+    return gathered
+
+
+def broadcast_object(obj: Any) -> Any:
+    """Rank 0's `obj` (picklable) on every rank; `obj` itself in a single process."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier() -> None:
     """Waits for every rank (nothing to wait for in a single process)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -14,6 +15,8 @@ from asr import cli
 from asr.jobs import LEDGER, OutputDir
 
 from .conftest import noise_wav
+
+ROOT = Path(__file__).resolve().parents[2]
 
 FORMATS = "txt,json,ctm,srt"
 RUN = [sys.executable, "-c", "import sys; from asr.cli import main; sys.exit(main())"]
@@ -85,3 +88,27 @@ def test_two_worker_processes_write_what_one_process_writes(model_dir, tmp_path)
     assert cli.main([*arguments, "-o", str(tmp_path / "one")]) == 0
     assert cli.main([*arguments, "-o", str(tmp_path / "two"), "--jobs", "2"]) == 0
     assert outputs(tmp_path / "two") == outputs(tmp_path / "one") and len(outputs(tmp_path / "one")) == 203
+
+
+def test_under_torchrun_two_ranks_write_what_one_process_writes(model_dir, tmp_path):
+    """Two gloo ranks share the files out and rank 0 writes them in input order: the same bytes
+    as one process, here also resuming a job one process started (60 of 200 files done)."""
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    for i in range(200):
+        noise_wav(audio / f"f{i:03d}.wav", 1.0 + (i % 5) * 0.5, i)
+    (tmp_path / "first.scp").write_text("".join(f"f{i:03d} {audio / f'f{i:03d}.wav'}\n" for i in range(60)))
+    arguments = ["transcribe", str(model_dir), "-f", FORMATS, "--batch-size", "4"]
+    assert cli.main([*arguments, str(audio), "-o", str(tmp_path / "one")]) == 0
+    assert cli.main([*arguments, str(tmp_path / "first.scp"), "-o", str(tmp_path / "two")]) == 0
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "asr.cli"]
+    env = {"PATH": os.environ["PATH"], "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    result = subprocess.run([*torchrun, *arguments, str(audio), "-o", str(tmp_path / "two")], capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "60 files already done" in result.stderr and result.stderr.count("140 of 140 files") == 1  # rank 0 speaks
+    assert outputs(tmp_path / "two") == outputs(tmp_path / "one") and len(outputs(tmp_path / "one")) == 203
+    # Without -o, rank 0 prints the transcripts as one process does.
+    printed = subprocess.run([*torchrun, *arguments, str(audio)], capture_output=True, text=True, timeout=300, env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == (tmp_path / "one" / "transcripts.txt").read_text()
