@@ -63,6 +63,11 @@ def current_context() -> DistributedContext:
     return DistributedContext(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def _several_ranks() -> bool:
+    """Whether this process is in an initialized process group of more than one rank."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
 def wrap_model(model: torch.nn.Module, context: DistributedContext) -> torch.nn.Module:
     """DistributedDataParallel around `model` (already on its device) when there are several ranks."""
     if context.world_size == 1:
@@ -73,7 +78,7 @@ def wrap_model(model: torch.nn.Module, context: DistributedContext) -> torch.nn.
 
 def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
     """In-place sum / mean / min / max over ranks (`tensor` on this rank's device)."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return tensor
     reduce_op = {"sum": dist.ReduceOp.SUM, "mean": dist.ReduceOp.SUM, "min": dist.ReduceOp.MIN,
                  "max": dist.ReduceOp.MAX}[op]
@@ -85,7 +90,7 @@ def all_reduce(tensor: torch.Tensor, op: str = "sum") -> torch.Tensor:
 
 def all_gather_objects(obj: Any) -> list[Any]:
     """Every rank's `obj` (picklable), in rank order; [obj] in a single process."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return [obj]
     gathered = [None] * dist.get_world_size()
     dist.all_gather_object(gathered, obj)
@@ -95,7 +100,7 @@ def all_gather_objects(obj: Any) -> list[Any]:
 def gather_objects(obj: Any) -> list[Any] | None:
     """Every rank's `obj` (picklable) in rank order, on rank 0 only (None on the others); [obj]
     in a single process."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return [obj]
     gathered = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
     dist.gather_object(obj, gathered, dst=0)
@@ -104,7 +109,7 @@ def gather_objects(obj: Any) -> list[Any] | None:
 
 def broadcast_object(obj: Any) -> Any:
     """Rank 0's `obj` (picklable) on every rank; `obj` itself in a single process."""
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    if not _several_ranks():
         return obj
     box = [obj]
     dist.broadcast_object_list(box, src=0)
@@ -113,7 +118,7 @@ def broadcast_object(obj: Any) -> Any:
 
 def barrier() -> None:
     """Waits for every rank (nothing to wait for in a single process)."""
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    if _several_ranks():
         dist.barrier()
 
 
