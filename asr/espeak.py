@@ -2,7 +2,10 @@
 `espeakng-loader`), for offline demos and tests that need speech-like audio without data.
 
 eSpeak's C API is process-global, so one `Synthesizer` per process is created lazily and
-shared; it is not thread-safe (DataLoader worker processes each get their own).
+shared; it is not thread-safe (DataLoader worker processes each get their own). eSpeak seeds
+its random draws (the breath noise of some voices) from the clock and its wave generator keeps
+state from one call to the next: each call restarts the draws from a given seed, so a process
+that makes the same calls in the same order writes the same samples.
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ class Synthesizer:
                                            ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         self._lib.espeak_SetVoiceByName.argtypes = [ctypes.c_char_p]
         self._lib.espeak_SetParameter.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
+        self._lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         data = espeakng_loader.get_data_path().encode()
         self.sample_rate = self._lib.espeak_Initialize(_SYNCHRONOUS, 0, data, 0)
         if self.sample_rate <= 0:
@@ -69,12 +73,14 @@ class Synthesizer:
             self._chunks.append(np.ctypeslib.as_array(samples, shape=(count,)).copy())
         return 0  # continue synthesis
 
-    def __call__(self, text: str, voice: Voice = Voice()) -> np.ndarray:
+    def __call__(self, text: str, voice: Voice = Voice(), seed: int = 0) -> np.ndarray:
+        """`text` spoken by `voice`, eSpeak's random draws started from `seed`."""
         if self._lib.espeak_SetVoiceByName(voice.full_name.encode()) != _EE_OK:
             raise ValueError(f"eSpeak NG has no voice {voice.full_name!r}")
         for parameter, value in ((_RATE, voice.rate), (_PITCH, voice.pitch), (_RANGE, voice.range),
                                  (_WORDGAP, voice.word_gap)):
             self._lib.espeak_SetParameter(parameter, int(value), 0)
+        self._lib.espeak_ng_SetRandSeed(seed)
         encoded = text.encode("utf-8") + b"\0"
         self._chunks = []
         status = self._lib.espeak_Synth(encoded, len(encoded), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)

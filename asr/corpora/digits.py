@@ -4,8 +4,8 @@ Each utterance is a random string of 1-7 digits (ZERO .. NINE) spoken by a rando
 eSpeak voice and variant at a random rate, pitch and pitch range, padded with silence and
 mixed with white or brown noise at a random SNR. The draws of utterance i of a split depend
 only on (seed, split, i), so a corpus's texts, voices and noise are reproducible and splits
-never share a draw (the audio itself may differ by a few samples: eSpeak keeps some state
-between utterances).
+never share a draw. A fresh run writes the same files byte for byte; a resumed one may differ
+by a few samples in the files it adds (eSpeak keeps some state from one utterance to the next).
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _noise(rng: np.random.Generator, num_samples: int) -> np.ndarray:
 def render(text: str, voice: Voice, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
     """Synthesize `text`, resample to `sample_rate`, pad 0.1-0.5 s of silence on each side and
     add noise at 5-35 dB SNR; float32 in [-1, 1]."""
-    speech = synthesizer()(text.lower(), voice)
+    speech = synthesizer()(text.lower(), voice, seed=int(rng.integers(2**31)))
     speech = resample(torch.from_numpy(speech), synthesizer().sample_rate, sample_rate).numpy()
     pad = rng.uniform(0.1, 0.5, size=2) * sample_rate
     speech = np.concatenate([np.zeros(int(pad[0])), speech, np.zeros(int(pad[1]))])

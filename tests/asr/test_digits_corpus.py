@@ -1,5 +1,8 @@
 """eSpeak NG synthesis and the synthesized spoken-digits corpus."""
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 import soundfile
@@ -16,6 +19,17 @@ def test_synthesis_is_speech_and_rate_controls_length():
     assert abs(len(again) - len(a)) <= 0.02 * len(a)
     seconds = len(synthesizer()("one two three", slow)) / synthesizer().sample_rate
     assert 1.5 * len(a) / synthesizer().sample_rate < seconds < 6.0  # slower speech is longer
+
+
+def test_same_calls_give_the_same_samples_in_every_process():
+    # eSpeak seeds its breath noise from the clock unless told a seed: without it, f5's samples
+    # differ from one process to the next.
+    script = ("import hashlib; from asr.espeak import Voice, synthesizer; "
+              "print([hashlib.sha1(synthesizer()('one two', Voice('en-us', 'f5'), seed=s).tobytes()).hexdigest() "
+              "for s in (3, 4)])")
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
+            for _ in range(2)]
+    assert runs[0] == runs[1]
 
 
 @pytest.mark.parametrize("name", ENGLISH_VOICES)
