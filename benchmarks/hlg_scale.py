@@ -22,7 +22,7 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -68,18 +68,22 @@ def write_arpa(path: Path, num_words: int, counts: Sequence[int], seed: int) -> 
         extended[-1][prefix[first[:count]]] = True
         orders.append(longer[:count])
 
-    def lines(columns: np.ndarray, backoff: np.ndarray | None) -> str:
+    def lines(columns: np.ndarray, backoff: np.ndarray | None) -> Iterator[str]:
+        """The n-gram lines of `columns`, a million at a time (the text of 50M at once is ~10 GB)."""
         probs = rng.uniform(-6.0, -0.5, size=len(columns))
-        text = [f"{p:.4f}\t{' '.join(vocabulary[row])}" for p, row in zip(probs, columns)]
-        if backoff is not None:
-            weights = rng.uniform(-1.5, 0.0, size=len(columns))
-            text = [f"{t}\t{w:.4f}" if b else t for t, w, b in zip(text, weights, backoff)]
-        return "\n".join(text) + "\n"
+        weights = rng.uniform(-1.5, 0.0, size=len(columns)) if backoff is not None else None
+        for start in range(0, len(columns), 1_000_000):
+            part = slice(start, start + 1_000_000)
+            text = [f"{p:.4f}\t{' '.join(vocabulary[row])}" for p, row in zip(probs[part], columns[part])]
+            if backoff is not None:
+                text = [f"{t}\t{w:.4f}" if b else t for t, w, b in zip(text, weights[part], backoff[part])]
+            yield "\n".join(text) + "\n"
 
     with open(path, "w", encoding="utf-8") as out:
         out.write("\\data\\\n" + "".join(f"ngram {n}={len(rows)}\n" for n, rows in enumerate(orders, 1)))
         for n, rows in enumerate(orders, 1):
-            out.write(f"\n\\{n}-grams:\n" + lines(rows, extended[n - 1] if n < len(orders) else None))
+            out.write(f"\n\\{n}-grams:\n")
+            out.writelines(lines(rows, extended[n - 1] if n < len(orders) else None))
         out.write("\n\\end\\\n")
     return words
 
