@@ -223,16 +223,19 @@ class Segmenter:
     same frames as if it had been cut from the start. `blank` is the label whose runs are
     pauses; with None (a model without one) segments are cut at the maximum length only.
     `pauses(first, count)`, when given, says instead which frames are pauses (a VAD's marks,
-    `asr.vad.SpeechTrack`): they are silence heard, not guessed, so every stream is cut there."""
+    `asr.vad.SpeechTrack`): they are silence heard, not guessed, so every stream is cut there.
+    With `keep_dropped`, the dropped frames are kept (`dropped_stretches`), for an aligner to
+    look there for words the search did not hear."""
 
     def __init__(self, options: SegmentOptions, frame_seconds: float, blank: int | None = 0,
-                 pauses: Callable[[int, int], torch.Tensor] | None = None):
+                 pauses: Callable[[int, int], torch.Tensor] | None = None, keep_dropped: bool = False):
         self.pause = max(1, round(options.pause_seconds / frame_seconds))
         self.longest = max(self.pause + 1, round(options.max_segment_seconds / frame_seconds))
         self.blank, self.pauses = blank, pauses
         self.buffer: torch.Tensor | None = None
         self.first = 0  # file frame of buffer[0]
         self.cut_before = False  # whether a segment was cut off or silence dropped already
+        self.dropped: list[tuple[int, torch.Tensor]] | None = [] if keep_dropped else None
 
     def push(self, emissions: torch.Tensor) -> list[tuple[int, torch.Tensor, list[int]]]:
         self.buffer = emissions if self.buffer is None else torch.cat([self.buffer, emissions])
@@ -250,6 +253,7 @@ class Segmenter:
             return []
         is_blank = self._is_blank(buffer)
         if self.cut_before and bool(is_blank.all()):
+            self._drop(self.first, buffer)
             return []
         return [(self.first, buffer, [] if self.cut_before else self._breaks(is_blank))]
 
@@ -271,6 +275,22 @@ class Segmenter:
         after_speech = starts > speech[0]
         return starts, lengths, after_speech, after_speech & (lengths >= self.pause)
 
+    def dropped_stretches(self) -> list[tuple[int, torch.Tensor]]:
+        """The dropped frames (with `keep_dropped`) as (first frame, emissions), one per pause."""
+        stretches: list[tuple[int, list[torch.Tensor]]] = []
+        end = None
+        for first, emissions in self.dropped or []:
+            if first == end:
+                stretches[-1][1].append(emissions)
+            else:
+                stretches.append((first, [emissions]))
+            end = first + len(emissions)
+        return [(first, torch.cat(pieces)) for first, pieces in stretches]
+
+    def _drop(self, first: int, emissions: torch.Tensor) -> None:
+        if self.dropped is not None:
+            self.dropped.append((first, emissions))
+
     def _is_blank(self, emissions: torch.Tensor) -> torch.Tensor:
         """Whether each frame of `emissions` (file frames from `first` on) is a pause: its best
         label is the pause label, or the `pauses` marks say so."""
@@ -289,6 +309,7 @@ class Segmenter:
         drop = (len(self.buffer) if first_speech is None else first_speech) - lead
         if drop > 0 and (self.cut_before or (first_speech or len(self.buffer)) > self.longest):
             # silence: keep only the lead-in (at the start of a stream only once it is longer than a segment)
+            self._drop(self.first, self.buffer[:drop])
             self.buffer, self.first, is_blank, speech = self.buffer[drop:], self.first + drop, is_blank[drop:], speech - drop
             self.cut_before = True
         if not speech.numel():

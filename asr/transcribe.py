@@ -47,6 +47,7 @@ log = logging.getLogger("asr.transcribe")
 AUDIO_SUFFIXES = (".wav", ".flac", ".sph", ".mp3", ".ogg", ".opus", ".m4a")
 FORMATS = ("txt", "json", "ctm", "srt", "vtt")
 SETTLED_WORDS = 8  # a segment border with more unanchored words around it keeps its interpolated place
+PAUSE_REACH_SECONDS = 30.0  # how far into a skipped pause an aligned segment reaches, either side
 
 
 @dataclasses.dataclass
@@ -239,7 +240,9 @@ class Recognizer:
         A file is decoded in segments first, as `transcribe` does; the words recognized anchor
         the transcript to the segments (`asr.anchoring.split_transcript`), and each segment is
         aligned with its share of it, so the alignment lattice is a segment's, not the file's
-        (the file's emissions are kept until it is aligned)."""
+        (the file's emissions are kept until it is aligned). Each segment is aligned together
+        with the pauses beside it that the search skipped, so a word it did not hear there is
+        still placed where it was said."""
         files: list[_File] = []
         for file in self._files(inputs, batch_size, keep=True):
             files.append(file)
@@ -255,10 +258,10 @@ class Recognizer:
         units = []  # (file, first frame, emissions, words) of every segment to align
         for file in files:
             if not file.transcript.error and (words := self._words_to_align(file.transcript, texts)) is not None:
-                parts = self._shares(file, words, batch_size)
+                spans = _widened(file, self.saved.frame_seconds)
+                parts = self._shares(file, spans, words, batch_size)
                 if parts is not None:
-                    units += [(file, first, emissions, part) for (first, emissions), part in zip(file.kept, parts)
-                              if part]
+                    units += [(file, first, emissions, part) for (first, emissions), part in zip(spans, parts) if part]
                     file.transcript.words, file.transcript.starts, file.transcript.ends = [], [], []
                     file.transcript.tokens, file.transcript.segments = [], []
         hypotheses = [h for start in range(0, len(units), batch_size)
@@ -280,17 +283,18 @@ class Recognizer:
                                _segment_view(transcript, first * self.saved.frame_seconds), self.saved.frame_seconds)
         yield from (file.transcript for file in files)
 
-    def _shares(self, file: _File, words: list[str], batch_size: int) -> list[list[str]] | None:
-        """The words of the transcript each of the file's segments holds (None, and the file's
-        error set, when nothing recognized anchors them)."""
-        if len(file.kept) == 1 or not words:
-            return [words] + [[] for _ in file.kept[1:]]
+    def _shares(self, file: _File, spans: list[tuple[int, torch.Tensor]], words: list[str], batch_size: int
+                ) -> list[list[str]] | None:
+        """The words of the transcript each of the file's segments (`spans`: first frame,
+        emissions) holds (None, and the file's error set, when nothing recognized anchors them)."""
+        if len(spans) == 1 or not words:
+            return [words] + [[] for _ in spans[1:]]
         recognized = [file.transcript.words[s.first:s.first + s.count] for s in file.transcript.segments]
         split = split_transcript(words, recognized)
         if split is None:
             file.transcript.error = "nothing was recognized in it to anchor the transcript to"
             return None
-        cuts = self._settle_borders(split, [e for _, e in file.kept], words, batch_size)
+        cuts = self._settle_borders(split, [e for _, e in spans], words, batch_size)
         return [words[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
 
     def _settle_borders(self, split: TranscriptSplit, emissions: list[torch.Tensor], words: list[str],
@@ -350,7 +354,7 @@ class Recognizer:
             speech = None if self.vad is None else SpeechTrack(self.vad, self.saved.sample_rate)
             pauses = None if speech is None else partial(speech.pauses, frame_seconds=self.saved.frame_seconds)
             segmenter = Segmenter(self.segment_options, self.saved.frame_seconds, self.saved.graph.topology.silence,
-                                  pauses)
+                                  pauses, keep_dropped=keep)
             file = _File(Transcript(utterance_id, path), segmenter, kept=[] if keep else None,
                          tape=FeatureTape(self.model) if tape else None)
             files.append(file)
@@ -431,6 +435,22 @@ class Recognizer:
         transcript.ends += [seconds(b, last=True) for _, b in hypothesis.spans]
         transcript.tokens += [TokenSpan(tokens[token], seconds(a), seconds(b, last=True))
                               for token, a, b in hypothesis.tokens]
+
+
+def _widened(file: _File, frame_seconds: float) -> list[tuple[int, torch.Tensor]]:
+    """The file's kept segments (first frame, emissions), each widened over the dropped pauses
+    beside it (up to `PAUSE_REACH_SECONDS` either side): a word the search did not hear in a
+    pause is aligned where it was said, not squeezed into the segment it was given to."""
+    stretches = file.segmenter.dropped_stretches()
+    ending = {first + len(emissions): emissions for first, emissions in stretches}
+    starting = dict(stretches)
+    reach = round(PAUSE_REACH_SECONDS / frame_seconds)
+    widened = []
+    for first, emissions in file.kept:
+        lead = ending.get(first, emissions[:0])[-reach:]
+        tail = starting.get(first + len(emissions), emissions[:0])[:reach]
+        widened.append((first - len(lead), torch.cat([lead, emissions, tail])))
+    return widened
 
 
 def _segment_view(transcript: Transcript, offset: float) -> Transcript:

@@ -118,6 +118,21 @@ def test_segments_end_at_pauses_and_keep_every_speech_frame(chunk):
 
 
 @pytest.mark.parametrize("chunk", [1, 3, 100])
+def test_kept_dropped_stretches_and_segments_are_the_stream(chunk):
+    """With keep_dropped, the pauses the segmenter skips come back whole, one stretch per pause:
+    with the segments they hold every frame of the stream exactly once."""
+    labels = [0] * 35 + [1, 0, 2] + [0] * 12 + [3, 3] + [0] * 7 + [1] + [0] * 40
+    emissions = emissions_from_labels(labels)
+    segmenter = Segmenter(SegmentOptions(pause_seconds=0.4, max_segment_seconds=3.0), 0.1, keep_dropped=True)
+    segments = push_all(segmenter, emissions, chunk)
+    stretches = segmenter.dropped_stretches()
+    assert [(first, len(e)) for first, e in stretches] == [(0, 33), (40, 8), (54, 3), (62, 38)]
+    pieces = sorted([(first, e) for first, e, _ in segments] + stretches, key=lambda piece: piece[0])
+    torch.testing.assert_close(torch.cat([e for _, e in pieces]), emissions)
+    assert Segmenter(SegmentOptions(), 0.1).dropped_stretches() == []  # not kept unless asked
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 100])
 def test_a_stream_within_a_segment_is_searched_whole_with_breaks_where_a_longer_one_is_cut(chunk):
     """The same frames as the test above, but segments may hold 30: one segment, whose break
     is where that test cut (frame 18); appended speech beyond 30 frames restores its cuts."""

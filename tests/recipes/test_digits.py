@@ -93,13 +93,9 @@ def test_digits_long_recording_aligns_segment_by_segment_as_its_files_one_by_one
         assert long.error is None and long.words == reference and len(long.segments) >= 10
         result = compare(placed, {u: " ".join(t) for u, t in texts.items()}, singles, dataclasses.asdict(long),
                          saved.frame_seconds)
-        if segments == SegmentOptions():  # seen with the recipe's model, seeds 1-6: all within 1 frame
-            assert result["same_words_utterances"] == 1.0 and result["within_2_frames"] >= 0.98, (segments, result)
-            assert result["max_start_shift_frames"] <= 6, (segments, result)
-        else:
-            # 1-second segments cut inside utterances: a word the recognizer deleted at a cut is
-            # squeezed against it (seen: 4.4-4.7 frames, ~1 word in 150); such a word may start
-            # before its utterance's offset and count as another utterance's. The model trained
-            # here varies from run to run: 2 of 43 utterances differed in a clean-clone CI run.
-            assert result["same_words_utterances"] >= 0.9 and result["within_2_frames"] >= 0.95, (segments, result)
+        # Seen with the recipe's model, seeds 1-6, both settings: every utterance the same words, every
+        # start within 1 frame. Seed 1 has a SIX the search misses in a skipped pause: aligned only
+        # within its segment, it was squeezed beside the next utterance's SIX.
+        assert result["same_words_utterances"] == 1.0 and result["within_2_frames"] >= 0.98, (segments, result)
+        assert result["max_start_shift_frames"] <= 6, (segments, result)
     assert len(list((tmp_path / "plots").glob("long-*.png"))) >= 10
