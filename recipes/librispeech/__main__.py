@@ -1,7 +1,8 @@
 """librispeech: 16 kHz read audiobooks (openslr 12), a conformer CTC on word pieces, decoded
 through the HLG of the published pruned trigram over its 200,000 words, lattices rescored
-with the published 4-gram (read once into a table of arrays, exp/rescore_lm.npz: about
-2.5 GB; --no-rescore skips it).
+with the published 4-gram (read once into a table of arrays, exp/rescore_lm.npz: 2.5 GB
+loaded in seconds; the first read takes about 7 minutes and 4.4 GB at peak, measured on a
+synthetic LM of its estimated size by benchmarks/rescore_scale.py; --no-rescore skips it).
 
 python -m recipes.librispeech [--data-dir D] [--exp-dir E] [--train-sets train-clean-100[,...]]
     [--tokens bpe:500] [--no-rescore] [--stage N] [--stop-stage M]
