@@ -367,27 +367,53 @@ def _potential(n, src, dst, weight, final, semiring, max_iterations):
 
 def _refine(node_columns, arc_src, arc_columns, arc_dst, num_nodes) -> np.ndarray:
     """Coarsest partition of nodes that respects `node_columns` and is stable under arcs
-    (Moore rounds); arcs must be sorted by source. Classes are numbered by first node."""
+    (Moore rounds); arcs must be sorted by source. Classes are numbered by first node.
+    After the first round only the classes holding a predecessor of a node that changed
+    class are examined again (no other node's arcs lead to a new class): on HLG-sized
+    graphs the later rounds see a small part of the nodes (1/10 of LibriSpeech's HLG: 7.8 s
+    -> 3.6 s)."""
     cls = _group_rows(node_columns)
     degree = np.bincount(arc_src, minlength=num_nodes)
     arc_start = np.cumsum(degree) - degree
     count = int(cls.max(initial=-1)) + 1
+    members = None  # the nodes of the classes examined; None: all (views of the arrays, no copies)
     while True:
-        columns = [*arc_columns, cls[arc_dst]]
+        if members is None:
+            nodes, arcs, start = slice(None), slice(None), arc_start
+        else:
+            nodes, arcs = members, expand_ranges(arc_start[members], degree[members])[0]
+            start = np.cumsum(degree[members]) - degree[members]
+        columns = [*(column[arcs] for column in arc_columns), cls[arc_dst[arcs]]]
+        node_cls, length = cls[nodes], degree[nodes]
         for seed in itertools.count(1):
-            signature = _row_hash([cls, degree, _segment_hash(_row_hash(columns, seed), arc_start, degree)], seed)
-            _, first, refined = np.unique(signature, return_index=True, return_inverse=True)
-            refined = refined.reshape(-1)
-            rep = first[refined]
-            if np.array_equal(cls[rep], cls) and _segments_equal(
-                columns, arc_start, degree, columns, arc_start[rep], degree[rep]
+            signature = _row_hash([node_cls, length, _segment_hash(_row_hash(columns, seed), start, length)], seed)
+            _, first, group = np.unique(signature, return_index=True, return_inverse=True)
+            group = group.reshape(-1)
+            rep = first[group]
+            if np.array_equal(node_cls[rep], node_cls) and _segments_equal(
+                columns, start, length, columns, start[rep], length[rep]
             ).all():
                 break
-        new_count = first.size
-        cls = refined
-        if new_count == count:
+        # An examined class keeps its id for the group of its first member; its other groups get new ids.
+        owner = node_cls[first]
+        order = np.lexsort((first, owner))
+        keeps = np.ones(first.size, dtype=bool)
+        keeps[order[1:]] = owner[order[1:]] != owner[order[:-1]]
+        split = np.flatnonzero(~keeps[group])
+        new_id = owner.copy()
+        new_id[~keeps] = count + np.arange(int((~keeps).sum()))
+        count += int((~keeps).sum())
+        changed = split if members is None else members[split]
+        if not changed.size:
             return unique_first(cls)[1]
-        count = new_count
+        cls[changed] = new_id[group[split]]
+        moved = np.zeros(num_nodes, dtype=bool)
+        moved[changed] = True
+        examined = np.zeros(count, dtype=bool)
+        examined[cls[arc_src[moved[arc_dst]]]] = True  # the classes of the changed nodes' predecessors
+        members = np.flatnonzero(examined[cls])
+        if 4 * members.size > num_nodes:  # examine all then: views, not copies (memory)
+            members = None
 
 
 class _SubsetTable:

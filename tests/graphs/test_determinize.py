@@ -60,8 +60,8 @@ def deterministic_acceptors(draw, semiring: str, weighted: bool) -> Graph:
     return Graph.from_arrays(list(src), list(dst), list(label), weight=list(w), start=[0], accept=accepts, num_nodes=n)
 
 
-def string_scores(graph: Graph, semiring: str) -> dict[tuple[int, ...], float]:
-    """Score of every accepted string of up to MAX_LENGTH labels, by enumerating paths
+def string_scores(graph: Graph, semiring: str, max_length: int = MAX_LENGTH) -> dict[tuple[int, ...], float]:
+    """Score of every accepted string of up to `max_length` labels, by enumerating paths
     (epsilon arcs consume nothing; the graphs tested have no epsilon cycles)."""
     out = defaultdict(list)
     for s, d, label, _, w in graph.arcs():
@@ -76,7 +76,7 @@ def string_scores(graph: Graph, semiring: str) -> dict[tuple[int, ...], float]:
         for d, label, w in out[node]:
             if label == EPSILON:
                 stack.append((d, labels, score + w))
-            elif len(labels) < MAX_LENGTH:
+            elif len(labels) < max_length:
                 stack.append((d, labels + (label,), score + w))
     return {labels: _combine(scores, semiring) for labels, scores in found.items() if max(scores) > -math.inf}
 
@@ -263,6 +263,31 @@ def test_minimize_random_deterministic(semiring, weighted, data):
         assert abs(core_nodes(result) - reference.num_states()) <= 1
     else:
         assert core_nodes(result) == reference.num_states()
+    assert minimize(result, semiring).num_nodes == result.num_nodes
+
+
+@pytest.mark.parametrize("semiring, weighted", [("log", False), ("tropical", True), ("log", True)])
+def test_minimize_a_lexicon_trie_matches_openfst(semiring, weighted):
+    """A trie of 150 random words of 1-12 labels (a lexicon's shape: long chains whose suffixes
+    merge round after round, so later refinement rounds examine few classes)."""
+    rng = np.random.default_rng(7)
+    words = {tuple(rng.integers(1, NUM_LABELS + 1, size=rng.integers(1, 13)).tolist()) for _ in range(150)}
+    children, arcs, accept = {(): 0}, [], []
+    for word in sorted(words):
+        for k in range(1, len(word) + 1):
+            if word[:k] not in children:
+                children[word[:k]] = len(children)
+                arcs.append((children[word[:k - 1]], children[word[:k]], word[k - 1],
+                             float(rng.uniform(-2.0, 0.0)) if weighted else 0.0))
+        accept.append(children[word])
+    src, dst, label, weight = zip(*arcs)
+    trie = Graph.from_arrays(list(src), list(dst), list(label), weight=list(weight), start=[0], accept=accept)
+    result = minimize(trie, semiring)
+    assert_deterministic(result)
+    got, want = string_scores(result, semiring, 12), string_scores(trie, semiring, 12)
+    assert got.keys() == want.keys() == words
+    assert all(got[word] == pytest.approx(want[word], abs=1e-4) for word in words)
+    assert core_nodes(result) == openfst_minimize(trie, semiring).num_states() < len(children) / 2
     assert minimize(result, semiring).num_nodes == result.num_nodes
 
 
