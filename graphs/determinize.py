@@ -378,13 +378,13 @@ def _refine(node_columns, arc_src, arc_columns, arc_dst, num_nodes) -> np.ndarra
     count = int(cls.max(initial=-1)) + 1
     members = None  # the nodes of the classes examined; None: all (views of the arrays, no copies)
     while True:
-        if members is None:
-            nodes, arcs, start = slice(None), slice(None), arc_start
-        else:
-            nodes, arcs = members, expand_ranges(arc_start[members], degree[members])[0]
-            start = np.cumsum(degree[members]) - degree[members]
-        columns = [*(column[arcs] for column in arc_columns), cls[arc_dst[arcs]]]
+        nodes = slice(None) if members is None else members
         node_cls, length = cls[nodes], degree[nodes]
+        if members is None:
+            arcs, start = slice(None), arc_start
+        else:
+            arcs, start = expand_ranges(arc_start[members], length)[0], np.cumsum(length) - length
+        columns = [*(column[arcs] for column in arc_columns), cls[arc_dst[arcs]]]
         for seed in itertools.count(1):
             signature = _row_hash([node_cls, length, _segment_hash(_row_hash(columns, seed), start, length)], seed)
             _, first, group = np.unique(signature, return_index=True, return_inverse=True)
@@ -400,9 +400,10 @@ def _refine(node_columns, arc_src, arc_columns, arc_dst, num_nodes) -> np.ndarra
         keeps = np.ones(first.size, dtype=bool)
         keeps[order[1:]] = owner[order[1:]] != owner[order[:-1]]
         split = np.flatnonzero(~keeps[group])
+        added = np.flatnonzero(~keeps)
         new_id = owner.copy()
-        new_id[~keeps] = count + np.arange(int((~keeps).sum()))
-        count += int((~keeps).sum())
+        new_id[added] = count + np.arange(added.size)
+        count += added.size
         changed = split if members is None else members[split]
         if not changed.size:
             return unique_first(cls)[1]
